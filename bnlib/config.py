@@ -1,0 +1,29 @@
+"""Run sizes for full mode (the lecture's setup) and quick mode (`BNLIB_QUICK=1`), in one place."""
+
+import os
+from dataclasses import dataclass
+
+QUICK_ENV = "BNLIB_QUICK"
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What a notebook needs to know to size its runs."""
+
+    quick: bool
+    num_epochs: int  # the lecture trains for 50 epochs
+    num_seeds: int  # seeds per variant in the placement grid
+    batch_size: int = 256
+    learning_rate: float = 0.1  # SGD, as in the lecture
+    seed: int = 123
+
+
+FULL = Settings(quick=False, num_epochs=50, num_seeds=3)
+QUICK = Settings(quick=True, num_epochs=2, num_seeds=2)
+
+
+def settings(quick=None):
+    """Full or quick settings; `quick=None` reads `BNLIB_QUICK` (1/true/yes mean quick)."""
+    if quick is None:
+        quick = os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes"}
+    return QUICK if quick else FULL

