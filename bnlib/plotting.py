@@ -57,3 +57,16 @@ def plot_histories(histories, averaging_iterations=20):
     loss_ax.legend()
     fig.suptitle(" vs ".join(histories))
     return fig
+
+
+def plot_digits(images, labels, count=16, columns=8):
+    """A grid of the first `count` images (N×1×28×28) with their labels as titles; returns the Figure."""
+    rows = -(-count // columns)
+    fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3), layout="constrained")
+    for ax, image, label in zip(axes.flat, images[:count], labels[:count], strict=False):
+        ax.imshow(image.squeeze(0), cmap="gray_r")
+        ax.set_title(f"label {int(label)}", fontsize=9)
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.suptitle(f"The first {count} training images")
+    return fig

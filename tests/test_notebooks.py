@@ -1,6 +1,5 @@
 """Every notebook runs top to bottom in quick mode from a fresh kernel, and is committed without outputs."""
 
-import os
 from pathlib import Path
 
 import nbformat

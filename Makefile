@@ -1,0 +1,37 @@
+# The two commands of the README: `make lab` and `make test`. Both create .venv when it is missing.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NOTEBOOKS := $(sort $(wildcard notebooks/*.ipynb))
+# JupyterLab refuses to run as root without --allow-root (CI and these build machines run as root).
+ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
+
+.PHONY: venv lab test test-browser run bench clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(STAMP)
+
+lab: $(STAMP)  ## JupyterLab on notebooks/, loopback only, token authentication on
+	$(BIN)/jupyter lab --ip=127.0.0.1 --ServerApp.root_dir=notebooks $(ALLOW_ROOT)
+
+test: $(STAMP)  ## ruff, unit tests, every notebook in quick mode, the browser test
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest
+
+test-browser: $(STAMP)  ## only the JupyterLab-in-Chromium test
+	$(BIN)/python -m pytest -m browser
+
+run: $(STAMP)  ## every notebook in full mode, executed copies and HTML in build/notebooks/
+	mkdir -p build/notebooks
+	BNLIB_QUICK=0 $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
+		--output-dir build/notebooks $(NOTEBOOKS)
+	$(BIN)/jupyter nbconvert --to html --output-dir build/notebooks build/notebooks/*.ipynb
+
+clean:
+	rm -rf build .pytest_cache .ruff_cache

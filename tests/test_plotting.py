@@ -1,0 +1,59 @@
+"""bnlib.plotting returns labelled figures and never shows them."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import numpy as np  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+
+from bnlib.plotting import (  # noqa: E402
+    plot_accuracy,
+    plot_digits,
+    plot_histories,
+    plot_training_loss,
+    running_average,
+)
+from bnlib.train import History  # noqa: E402
+
+
+def history(offset=0.0):
+    return History(
+        minibatch_loss=list(np.linspace(2.0, 0.1, 100) + offset),
+        train_acc=[90.0, 95.0, 97.0],
+        valid_acc=[89.0, 94.0, 96.0],
+        epoch_seconds=[1.0, 1.0, 1.0],
+    )
+
+
+def test_running_average_matches_a_direct_mean():
+    values = np.arange(10.0)
+    expected = [np.mean(values[max(0, i - 2) : i + 1]) for i in range(10)]
+    np.testing.assert_allclose(running_average(values, 3), expected, rtol=1e-12)
+
+
+def test_loss_and_accuracy_plots_are_labelled():
+    loss_ax = plot_training_loss(history(), averaging_iterations=10)
+    assert len(loss_ax.lines) == 2 and loss_ax.get_xlabel() and loss_ax.get_ylabel() and loss_ax.get_title()
+    np.testing.assert_allclose(loss_ax.lines[1].get_ydata(), running_average(history().minibatch_loss, 10))
+    acc_ax = plot_accuracy(history())
+    assert [list(line.get_ydata()) for line in acc_ax.lines] == [[90.0, 95.0, 97.0], [89.0, 94.0, 96.0]]
+    assert acc_ax.get_legend() is not None and acc_ax.get_xlabel() == "epoch"
+
+
+def test_comparison_figure_has_one_curve_per_history():
+    fig = plot_histories({"p = 0": history(), "p = 0.5": history(0.2)})
+    assert isinstance(fig, Figure)
+    loss_ax, acc_ax = fig.axes[:2]
+    assert len(loss_ax.lines) == 2 and len(acc_ax.lines) == 4
+    assert [text.get_text() for text in loss_ax.get_legend().get_texts()] == ["p = 0", "p = 0.5"]
+
+
+def test_digit_grid_shows_images_with_labels():
+    import torch
+
+    images = torch.rand(10, 1, 28, 28)
+    fig = plot_digits(images, torch.arange(10), count=10, columns=5)
+    assert len(fig.axes) == 10
+    assert [ax.get_title() for ax in fig.axes[:3]] == ["label 0", "label 1", "label 2"]
+    np.testing.assert_allclose(fig.axes[4].images[0].get_array(), images[4, 0].numpy())

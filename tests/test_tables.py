@@ -1,0 +1,20 @@
+"""bnlib.tables: the summary row of a run is read from its history."""
+
+import pytest
+
+from bnlib.tables import summarize_histories
+from bnlib.train import History
+
+
+def test_summary_reads_final_values():
+    history = History(train_acc=[90.0, 99.5], valid_acc=[89.0, 97.0], epoch_seconds=[2.0, 4.0], test_acc=97.25)
+    table = summarize_histories(
+        {
+            "run": history,
+            "unfinished": History(train_acc=[50.0], valid_acc=[40.0], epoch_seconds=[1.0], interrupted=True),
+        }
+    )
+    row = table.loc["run"]
+    assert row["train acc (%)"] == 99.5 and row["valid acc (%)"] == 97.0 and row["test acc (%)"] == 97.25
+    assert row["train - test gap"] == pytest.approx(2.25) and row["s / epoch"] == 3.0 and row["epochs"] == 2
+    assert table.loc["unfinished"].isna()["test acc (%)"]

@@ -1,0 +1,75 @@
+"""bnlib.train: determinism, interruption, modes and the history it returns."""
+
+import pytest
+import torch
+
+from bnlib import seed_everything, settings
+from bnlib.data import TensorLoader
+from bnlib.models import make_mlp
+from bnlib.train import compute_accuracy, train_model
+
+
+def small_loaders(mnist, seed, count=2048):
+    images, labels = mnist.train[0][:count], mnist.train[1][:count]
+    train = TensorLoader(images, labels, 128, shuffle=True, seed=seed, drop_last=True)
+    valid = TensorLoader(*(tensor[:512] for tensor in mnist.valid), 256)
+    return train, valid
+
+
+def run(mnist, seed, num_epochs=2, **kwargs):
+    seed_everything(seed)
+    model = make_mlp(bn="before", dropout=0.5)
+    train, valid = small_loaders(mnist, seed)
+    history = train_model(model, num_epochs, train, valid, valid, seed=seed, progress=False, device="cpu", **kwargs)
+    return model, history
+
+
+def test_same_seed_gives_identical_runs(mnist):
+    _, first = run(mnist, seed=5)
+    _, again = run(mnist, seed=5)
+    _, other = run(mnist, seed=6)
+    assert first.minibatch_loss == again.minibatch_loss
+    assert (first.train_acc, first.valid_acc, first.test_acc) == (again.train_acc, again.valid_acc, again.test_acc)
+    assert first.minibatch_loss != other.minibatch_loss
+
+
+def test_history_shape_and_final_eval_mode(mnist):
+    steps = []
+    model, history = run(mnist, seed=1, on_batch=lambda model, step: steps.append((model.training, step)))
+    assert len(history.minibatch_loss) == 2 * 16 and steps == [(True, step) for step in range(1, 33)]
+    assert len(history.train_acc) == len(history.valid_acc) == len(history.epoch_seconds) == 2
+    assert all(0 <= acc <= 100 for acc in history.train_acc + history.valid_acc)
+    assert history.valid_acc[-1] > 50  # it learns: chance is 10 %
+    assert not model.training and not history.interrupted
+    assert history.test_acc == pytest.approx(compute_accuracy(model, small_loaders(mnist, 1)[1]))
+
+
+def test_ctrl_c_returns_the_history_so_far(mnist):
+    def interrupt(model, step):
+        if step == 20:  # in the second epoch
+            raise KeyboardInterrupt
+
+    model, history = run(mnist, seed=1, num_epochs=5, on_batch=interrupt)
+    assert history.interrupted and len(history.minibatch_loss) == 20
+    assert len(history.train_acc) == 1  # the finished epoch is kept
+    assert history.test_acc is None and not model.training
+
+
+def test_bad_num_epochs():
+    with pytest.raises(ValueError, match="num_epochs"):
+        train_model(make_mlp(), 0, [], [])
+
+
+def test_compute_accuracy_counts_correct_predictions():
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Identity())
+    logits = torch.eye(4).reshape(4, 4)  # predicts its own index
+    loader = TensorLoader(logits, torch.tensor([0, 1, 2, 0]), 3)
+    model.register_parameter("dummy", torch.nn.Parameter(torch.zeros(1)))
+    assert compute_accuracy(model, loader) == 75.0
+
+
+def test_settings_quick_and_full(monkeypatch):
+    monkeypatch.setenv("BNLIB_QUICK", "1")
+    assert settings().quick and settings().num_epochs < settings(quick=False).num_epochs
+    monkeypatch.setenv("BNLIB_QUICK", "0")
+    assert settings().num_epochs == 50 and settings().batch_size == 256 and settings().seed == 123
