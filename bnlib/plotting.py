@@ -2,6 +2,7 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -39,7 +40,8 @@ def plot_accuracy(history, ax=None, label=None):
     (line,) = ax.plot(epochs, history.train_acc, marker=".", label=f"{name}train")
     ax.plot(epochs, history.valid_acc, marker=".", linestyle="--", color=line.get_color(), label=f"{name}validation")
     ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy per epoch (solid: train, dashed: validation)")
-    ax.legend()
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # quick mode has 2 epochs: no 1.5 ticks
+    ax.legend(loc="lower right")
     return ax
 
 

@@ -1,0 +1,289 @@
+"""bnlib.experiments and bnlib.summary: the grid's rows, its JSON cache, and the rule for a real difference."""
+
+import json
+import math
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+import bnlib
+from bnlib import experiments
+from bnlib.data import MNISTSplits
+from bnlib.experiments import (
+    CURVE_COLUMNS,
+    TABLE_COLUMNS,
+    Variant,
+    config_key,
+    curves_long,
+    derive_seeds,
+    fingerprint_data,
+    run_config,
+    run_grid,
+    write_json_atomic,
+)
+from bnlib.models import count_parameters
+from bnlib.summary import compare_pair, compare_variants, describe_pair, judge_claim, pooled_std, summarize_runs
+from bnlib.train import History
+
+TINY = (Variant("plain", hidden=(8,)), Variant("bn", bn="before", hidden=(8,), dropout=0.5))
+OPTIONS = {"num_epochs": 2, "batch_size": 32, "device": "cpu", "progress": False}
+
+
+@pytest.fixture(scope="module")
+def tiny_data():
+    """Random 'images' with random labels: enough to train for a step, in milliseconds."""
+    generator = torch.Generator().manual_seed(0)
+
+    def split(size):
+        return torch.rand(size, 1, 28, 28, generator=generator), torch.randint(0, 10, (size,), generator=generator)
+
+    return MNISTSplits(train=split(128), valid=split(48), test=split(40), source="random test tensors")
+
+
+def grid(data, cache, **changes):
+    return run_grid(**{"variants": TINY, "seeds": [7, 8], "data": data, "cache_dir": cache, **OPTIONS, **changes})
+
+
+def test_run_grid_gives_one_row_per_run(tiny_data, tmp_path):
+    runs = grid(tiny_data, tmp_path)
+    assert list(runs.columns) == TABLE_COLUMNS + CURVE_COLUMNS
+    assert list(zip(runs["variant"], runs["seed"], strict=True)) == [("plain", 7), ("plain", 8), ("bn", 7), ("bn", 8)]
+    assert not runs["cached"].any()
+    assert runs[["final_train_acc", "final_valid_acc", "test_acc", "best_valid_acc"]].stack().between(0, 100).all()
+    assert (runs["best_valid_acc"] >= runs["final_valid_acc"]).all()
+    assert np.allclose(runs["train_test_gap"], runs["final_train_acc"] - runs["test_acc"])
+    assert (runs["seconds_per_epoch"] > 0).all()
+    assert list(runs["num_params"]) == [count_parameters(variant.make_model()) for variant in TINY for _ in (7, 8)]
+    assert all(len(curve) == 2 for column in CURVE_COLUMNS for curve in runs[column])
+    assert runs["final_valid_acc"].tolist() == [curve[-1] for curve in runs["valid_acc_curve"]]
+    assert len(list(tmp_path.glob("*.json"))) == 4
+
+
+def test_the_run_seed_decides_the_result(tiny_data, tmp_path):
+    first = grid(tiny_data, tmp_path / "a", variants=TINY[1:])
+    again = grid(tiny_data, tmp_path / "b", variants=TINY[1:])  # a fresh cache: trained again
+    assert first["loss_curve"].tolist() == again["loss_curve"].tolist()
+    assert first["loss_curve"][0] != first["loss_curve"][1]  # seeds 7 and 8 differ
+
+
+def test_second_call_reads_the_cache_without_training(tiny_data, tmp_path, monkeypatch):
+    first = grid(tiny_data, tmp_path)
+
+    def fail(*args, **kwargs):
+        raise AssertionError("train_model called although every run is cached")
+
+    monkeypatch.setattr(experiments, "train_model", fail)
+    second = grid(tiny_data, tmp_path)
+    assert second["cached"].all()
+    pd.testing.assert_frame_equal(first.drop(columns="cached"), second.drop(columns="cached"))
+
+
+def test_a_changed_configuration_trains_again(tiny_data, tmp_path, monkeypatch):
+    grid(tiny_data, tmp_path)
+    calls = []
+    original = experiments.train_model
+    monkeypatch.setattr(experiments, "train_model", lambda *args, **kw: calls.append(1) or original(*args, **kw))
+    runs = grid(tiny_data, tmp_path, num_epochs=1)
+    assert len(calls) == 4 and not runs["cached"].any()
+    grid(tiny_data, tmp_path, seeds=[7], learning_rate=0.05)
+    assert len(calls) == 6
+
+
+def test_cache_key_changes_with_every_part_of_the_configuration(tiny_data, monkeypatch):
+    fingerprint = fingerprint_data(tiny_data)
+    base = {"num_epochs": 2, "batch_size": 32, "learning_rate": 0.1, "data_fingerprint": fingerprint}
+
+    def key(variant=TINY[0], seed=7, device_type="cpu", **changes):
+        return config_key(run_config(variant, seed, **{**base, **changes}, device_type=device_type))
+
+    reference = key()
+    smaller = MNISTSplits(tiny_data.train, tiny_data.valid, (tiny_data.test[0][:-1], tiny_data.test[1][:-1]), "")
+    changed = [
+        key(variant=Variant("plain", hidden=(9,))),
+        key(variant=Variant("plain", hidden=(8,), bn="after")),
+        key(variant=Variant("plain", hidden=(8,), bias=False)),
+        key(variant=Variant("plain", hidden=(8,), dropout=0.1)),
+        key(seed=8),
+        key(num_epochs=3),
+        key(batch_size=64),
+        key(learning_rate=0.01),
+        key(data_fingerprint=fingerprint_data(smaller)),
+        key(device_type="cuda"),
+    ]
+    monkeypatch.setattr(torch, "__version__", "0.0.1")
+    changed.append(key())
+    monkeypatch.undo()
+    monkeypatch.setattr(bnlib, "__version__", "0.0.1")
+    changed.append(key())
+    assert reference not in changed and len(set(changed)) == len(changed)
+    monkeypatch.undo()
+    assert key(variant=Variant("renamed", hidden=(8,))) == reference  # the display name is not configuration
+    assert key(variant=Variant("plain", hidden=(8,), bias=True)) == reference  # bias=None resolves to True here
+
+
+def test_fingerprint_sees_a_changed_pixel(tiny_data):
+    images = tiny_data.train[0].clone()
+    images[0, 0, 0, 0] += 0.5
+    changed = MNISTSplits((images, tiny_data.train[1]), tiny_data.valid, tiny_data.test, tiny_data.source)
+    assert fingerprint_data(changed)["sha256"] != fingerprint_data(tiny_data)["sha256"]
+    assert fingerprint_data(tiny_data)["sizes"] == {"train": 128, "valid": 48, "test": 40}
+
+
+@pytest.mark.parametrize("error", [KeyboardInterrupt, OSError])
+def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch, error):
+    path = tmp_path / "run.json"
+    write_json_atomic(path, {"complete": True})
+
+    def dump_half_then_fail(record, file):
+        file.write('{"complete": fal')
+        raise error("stopped while writing")
+
+    monkeypatch.setattr(experiments.json, "dump", dump_half_then_fail)
+    with pytest.raises(error):
+        write_json_atomic(path, {"complete": False})
+    assert [child.name for child in tmp_path.iterdir()] == ["run.json"]  # no temporary file left behind
+    assert json.loads(path.read_text()) == {"complete": True}  # the old file, whole
+
+
+def test_grid_interrupted_while_writing_the_cache_trains_again(tiny_data, tmp_path, monkeypatch):
+    def fail(record, file):
+        file.write("{")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(experiments.json, "dump", fail)
+    with pytest.raises(KeyboardInterrupt):
+        grid(tiny_data, tmp_path)
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.undo()
+    assert not grid(tiny_data, tmp_path)["cached"].any()
+
+
+def test_interrupted_training_is_not_cached(tiny_data, tmp_path, monkeypatch):
+    def interrupted(*args, **kwargs):
+        return History(minibatch_loss=[2.3], train_acc=[10.0], valid_acc=[10.0], epoch_seconds=[0.1], interrupted=True)
+
+    monkeypatch.setattr(experiments, "train_model", interrupted)
+    with pytest.warns(UserWarning, match="Interrupted"):
+        runs = grid(tiny_data, tmp_path)
+    assert runs.empty and list(runs.columns) == TABLE_COLUMNS + CURVE_COLUMNS
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_corrupt_cache_file_is_trained_again(tiny_data, tmp_path):
+    grid(tiny_data, tmp_path, seeds=[7], variants=TINY[:1])
+    (path,) = tmp_path.glob("*.json")
+    path.write_text('{"config": ')
+    runs = grid(tiny_data, tmp_path, seeds=[7], variants=TINY[:1])
+    assert not runs["cached"].any() and json.loads(path.read_text())["config"]["seed"] == 7
+
+
+def test_a_cache_file_from_another_configuration_is_not_used(tiny_data, tmp_path):
+    grid(tiny_data, tmp_path, variants=TINY[:1])
+    first, second = sorted(tmp_path.glob("*.json"))
+    first_text, second_text = first.read_text(), second.read_text()
+    first.write_text(second_text), second.write_text(first_text)  # each file now holds the other run
+    runs = grid(tiny_data, tmp_path, variants=TINY[:1])
+    assert not runs["cached"].any()
+
+
+def test_cache_dir_comes_from_the_argument_then_the_environment(tmp_path, monkeypatch):
+    monkeypatch.setenv(experiments.CACHE_DIR_ENV, str(tmp_path / "env"))
+    assert experiments.resolve_cache_dir(tmp_path / "arg") == tmp_path / "arg"
+    assert experiments.resolve_cache_dir() == tmp_path / "env"
+    monkeypatch.delenv(experiments.CACHE_DIR_ENV)
+    assert experiments.resolve_cache_dir() == experiments.REPO_CACHE_DIR
+    assert experiments.REPO_CACHE_DIR.parent.name == "build"
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"seeds": []}, "seeds"),
+        ({"seeds": [7, 7]}, "unique"),
+        ({"seeds": [True]}, "seeds"),
+        ({"variants": (TINY[0], TINY[0])}, "names must be unique"),
+        ({"variants": ("plain",)}, "Variant"),
+    ],
+)
+def test_run_grid_rejects_bad_arguments(tiny_data, tmp_path, changes, message):
+    with pytest.raises((ValueError, TypeError), match=message):
+        grid(tiny_data, tmp_path, **changes)
+
+
+def test_derive_seeds_starts_at_the_base_seed():
+    assert derive_seeds(123, 3) == [123, 124, 125]
+    with pytest.raises(ValueError, match="num_seeds"):
+        derive_seeds(123, 0)
+
+
+def test_layer_order_reads_like_the_model():
+    assert experiments.layer_order(Variant("x", bn="before")) == "Linear(bias=False) → BatchNorm1d → ReLU"
+    after = Variant("x", bn="after", dropout=0.5)
+    assert experiments.layer_order(after) == "Linear → ReLU → BatchNorm1d → Dropout(0.5)"
+    assert len(experiments.VARIANTS) == 7
+
+
+def test_curves_long_has_one_row_per_epoch(tiny_data, tmp_path):
+    curves = curves_long(grid(tiny_data, tmp_path))
+    assert len(curves) == 4 * 2 and curves["epoch"].tolist() == [1, 2] * 4
+    assert curves[["train_acc", "valid_acc", "loss"]].notna().all().all()
+
+
+# bnlib.summary -----------------------------------------------------------------------------------
+
+
+def handmade_runs():
+    return pd.DataFrame(
+        {
+            "variant": ["a"] * 3 + ["b"] * 3 + ["c"] * 3,
+            "test_acc": [97.0, 97.2, 97.4, 96.0, 96.1, 96.2, 97.1, 97.3, 97.5],
+            "train_test_gap": [2.0, 2.5, 3.0, 0.5, 0.6, 0.7, 1.0, 1.0, 1.0],
+        }
+    )
+
+
+def test_summarize_runs_gives_mean_and_std_sorted():
+    table = summarize_runs(handmade_runs())
+    assert list(table.index) == ["c", "a", "b"]
+    assert table.loc["a", "test_acc mean"] == pytest.approx(97.2)
+    assert table.loc["a", "test_acc std"] == pytest.approx(0.2)  # ddof = 1
+    assert table.loc["b", "train_test_gap std"] == pytest.approx(0.1) and (table["runs"] == 3).all()
+
+
+def test_the_rule_compares_the_difference_with_twice_the_pooled_std():
+    runs = handmade_runs()
+    assert pooled_std([1.0, 3.0], [2.0, 2.0, 2.0]) == pytest.approx(math.sqrt(2.0 / 3.0))
+    clear = compare_pair(runs, "a", "b")
+    assert clear["difference"] == pytest.approx(1.1)
+    assert clear["pooled std"] == pytest.approx(math.sqrt((0.04 + 0.01) / 2))
+    assert clear["exceeds"] and "larger than the seed-to-seed spread" in describe_pair(clear)
+    close = compare_pair(runs, "a", "c")
+    assert close["difference"] == pytest.approx(-0.1) and not close["exceeds"]
+    assert "cannot tell" in describe_pair(close)
+    assert compare_pair(runs, "a", "b", factor=8.0)["exceeds"] is False  # 1.1 < 8 × 0.158
+
+
+def test_compare_variants_covers_every_pair_larger_mean_first():
+    table = compare_variants(handmade_runs())
+    assert len(table) == 3 and (table["difference"] >= 0).all()
+    assert set(zip(table["a"], table["b"], strict=True)) == {("a", "b"), ("c", "b"), ("c", "a")}
+    assert table["exceeds"].tolist() == [True, True, False]
+
+
+def test_judge_claim_reads_the_verdict_against_the_claim():
+    runs = handmade_runs()
+    a_above_b, a_near_c = compare_pair(runs, "a", "b"), compare_pair(runs, "a", "c")
+    assert judge_claim(a_above_b, +1) == "consistent" and judge_claim(a_above_b, -1) == "contradicted"
+    assert judge_claim(a_above_b, 0) == "contradicted" and judge_claim(a_near_c, 0) == "consistent"
+    assert judge_claim(a_near_c, -1) == "unresolved"
+    with pytest.raises(ValueError, match="expected"):
+        judge_claim(a_near_c, 2)
+
+
+def test_one_seed_is_not_enough_for_a_spread():
+    with pytest.raises(ValueError, match="at least 2 seeds"):
+        summarize_runs(handmade_runs().iloc[:7])
+    with pytest.raises(ValueError, match="not in runs"):
+        compare_pair(handmade_runs(), "a", "z")
