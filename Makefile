@@ -25,7 +25,7 @@ test: $(STAMP)  ## ruff, unit tests, every notebook in quick mode, the browser t
 	$(BIN)/python -m pytest
 
 test-browser: $(STAMP)  ## only the JupyterLab-in-Chromium test
-	$(BIN)/python -m pytest -m browser
+	$(BIN)/python -m pytest -m browser -s
 
 run: $(STAMP)  ## every notebook in full mode, executed copies and HTML in build/notebooks/
 	mkdir -p build/notebooks
