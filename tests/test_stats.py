@@ -20,15 +20,6 @@ NUM_IMAGES = 2048
 BATCH_SIZE = 64  # 32 steps per epoch
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models train several times faster on one thread when the two cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def subset(mnist):
     images, labels = mnist.train

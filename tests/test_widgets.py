@@ -16,15 +16,6 @@ STEPS_PER_EPOCH = 32
 TOLERANCE = {"rtol": 1e-10, "atol": 1e-12}  # the plot holds the replayed float64 values themselves
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models train several times faster on one thread when the two cores are shared."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 @pytest.fixture(scope="module")
 def run(mnist):
     """A small BN model (units 32 and 16) trained for 3 epochs of 32 steps, recorded, plus its loaders."""
