@@ -4,7 +4,9 @@ import matplotlib
 
 matplotlib.use("Agg")
 
+import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
 from bnlib.plotting import (  # noqa: E402
@@ -15,6 +17,12 @@ from bnlib.plotting import (  # noqa: E402
     running_average,
 )
 from bnlib.train import History  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
 
 
 def history(offset=0.0):
