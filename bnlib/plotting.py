@@ -66,7 +66,7 @@ def plot_digits(images, labels, count=16, columns=8):
     rows = -(-count // columns)
     fig, axes = plt.subplots(rows, columns, figsize=(columns * 1.1, rows * 1.3), layout="constrained")
     for ax, image, label in zip(axes.flat, images[:count], labels[:count], strict=False):
-        ax.imshow(image.squeeze(0), cmap="gray_r")
+        ax.imshow(image.squeeze(0).cpu().numpy(), cmap="gray_r")
         ax.set_title(f"label {int(label)}", fontsize=9)
     for ax in axes.flat:
         ax.axis("off")
