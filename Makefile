@@ -36,6 +36,7 @@ run: $(STAMP)  ## every notebook in full mode, executed copies and HTML in build
 	BNLIB_QUICK=0 $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
 		--output-dir build/notebooks $(NOTEBOOKS)
 	$(BIN)/jupyter nbconvert --to html --output-dir build/notebooks build/notebooks/*.ipynb
+	$(BIN)/python tools/export_figures.py build/notebooks build/figures
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
