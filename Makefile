@@ -11,6 +11,9 @@ ALLOW_ROOT := $(if $(filter 0,$(shell id -u)),--allow-root,)
 # slower (0.4 s vs 27 s measured here). Override with `make ... OMP_NUM_THREADS=4`.
 export OMP_NUM_THREADS ?= 1
 
+# make bench SUITE=quick skips the full-mode notebook suite (the longest part); SUITE=none skips both suites.
+SUITE ?= full
+
 .PHONY: venv lab test test-browser run bench clean
 
 $(STAMP): pyproject.toml
@@ -37,6 +40,9 @@ run: $(STAMP)  ## every notebook in full mode, executed copies and HTML in build
 		--output-dir build/notebooks $(NOTEBOOKS)
 	$(BIN)/jupyter nbconvert --to html --output-dir build/notebooks build/notebooks/*.ipynb
 	$(BIN)/python tools/export_figures.py build/notebooks build/figures
+
+bench: $(STAMP)  ## speed: epoch vs the classic pipeline and bare compute, slider latency, suite time -> build/bench/
+	$(BIN)/python -m bench.run --suite $(SUITE)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -101,7 +101,7 @@ def _load_torchvision(root):
 
     def as_tensors(dataset):
         # Same values as transforms.ToTensor(): uint8 -> float32 / 255, with a channel axis.
-        return dataset.data.unsqueeze(1).float().div(255), dataset.targets.long()
+        return dataset.data.unsqueeze(1).float().div_(255), dataset.targets.long()  # in place: one 188 MB copy
 
     images, labels = as_tensors(MNIST(root, train=True))
     split = len(labels) - NUM_VALID
@@ -194,7 +194,8 @@ class TensorLoader:
         for start in range(0, len(self) * self.batch_size, self.batch_size):
             if self.shuffle:
                 index = order[start : start + self.batch_size]
-                yield self.images[index], self.labels[index]
+                # index_select copies the same rows as images[index], about 2.4x faster (make bench)
+                yield self.images.index_select(0, index), self.labels.index_select(0, index)
             else:
                 yield self.images[start : start + self.batch_size], self.labels[start : start + self.batch_size]
 

@@ -1,0 +1,56 @@
+"""Pure helpers for timings: percentiles, paired ratios, a clock that waits for the device."""
+
+import math
+import time
+
+import torch
+
+
+def percentile(values, q):
+    """The q-th percentile (0..100) of `values`, linearly interpolated between closest ranks (NumPy's default)."""
+    if not values:
+        raise ValueError("percentile of an empty sequence")
+    if not 0 <= q <= 100:
+        raise ValueError(f"q must be in [0, 100], got {q!r}")
+    ordered = sorted(values)
+    position = (len(ordered) - 1) * q / 100
+    low, high = math.floor(position), math.ceil(position)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
+
+
+def median(values):
+    return percentile(values, 50)
+
+
+def paired_ratio(numerators, denominators):
+    """Median of the per-repetition ratios numerator_i / denominator_i.
+
+    Pairing each repetition's two timings, taken minutes apart at most, cancels slow drifts in a
+    shared machine's load that a ratio of two medians would keep.
+    """
+    if len(numerators) != len(denominators) or not numerators:
+        raise ValueError(f"need equal, non-empty sequences, got {len(numerators)} and {len(denominators)} values")
+    return median([top / bottom for top, bottom in zip(numerators, denominators, strict=True)])
+
+
+def rotated(items, shift):
+    """`items` rotated left by `shift`, so each repetition starts with a different measure."""
+    shift %= len(items)
+    return list(items[shift:]) + list(items[:shift])
+
+
+def synchronize(device):
+    """Wait for queued GPU work, so a timer stopped after this counts it (a no-op on the CPU)."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def time_call(function, device):
+    """Seconds `function()` takes, its device work included."""
+    synchronize(device)
+    start = time.perf_counter()
+    function()
+    synchronize(device)
+    return time.perf_counter() - start

@@ -1,0 +1,99 @@
+"""Latency of the momentum explorer: set its momentum slider, let it update, draw the figure; in ms."""
+
+import time
+
+import numpy as np
+
+from bench.measure import median, percentile
+from bnlib.data import TensorLoader, get_dataloaders, load_mnist
+from bnlib.models import make_mlp
+from bnlib.runtime import seed_everything
+from bnlib.train import train_model
+
+WARM_UP_UPDATES = 3  # the first draws fill matplotlib's text and path caches
+
+
+def use_ipympl():
+    """Draw through ipympl, the backend the lecture's `%matplotlib widget` uses; False when it is not installed."""
+    import matplotlib
+
+    try:
+        matplotlib.use("module://ipympl.backend_nbagg")
+    except ImportError:
+        return False
+    return True
+
+
+def record_run(num_epochs, batch_size=256, seed=123, device=None):
+    """(recorder, loaders): the lecture's BN model trained `num_epochs` as in notebook 04, batch statistics recorded."""
+    from bnlib.stats import BatchStatsRecorder, checkpoint_steps
+
+    train, valid, test = get_dataloaders(batch_size, seed=seed, device=device)
+    population = TensorLoader(*load_mnist().train, 10_000, device=device)  # the whole training split
+    seed_everything(seed)
+    model = make_mlp(bn="before")
+    keep = checkpoint_steps(len(train), num_epochs)
+    with BatchStatsRecorder(model, keep_weights_at=keep) as recorder:
+        train_model(model, num_epochs, train, valid, on_batch=recorder, device=device, seed=seed, progress=False)
+    return recorder, {"train": train, "test": test, "population": population}
+
+
+def slider_values(count, low_exponent=-3, high_exponent=0, step=0.01):
+    """`count` momentum values a drag across the log slider passes, up then down, each on its 0.01-exponent grid.
+
+    Consecutive values differ, so every update replays and evaluates a momentum it has not seen.
+    """
+    grid = np.round(np.arange(low_exponent, high_exponent + step / 2, step), 2)
+    up = grid[np.unique(np.linspace(0, len(grid) - 1, (count + 1) // 2 + 1).round().astype(int))]
+    exponents = np.concatenate([up, up[-2::-1]])[:count]
+    return [float(10**exponent) for exponent in exponents]
+
+
+def time_updates(explorer, values):
+    """Milliseconds per update: set `explorer.momentum.value`, which redraws, then draw the canvas to pixels."""
+    canvas_is_widget = explorer.canvas is not explorer.image and hasattr(explorer.canvas, "draw_idle")
+    if hasattr(explorer.canvas, "syncing_data_url"):
+        # Without a front end ipympl also PNG-encodes every frame into a data URL for saved notebooks; a
+        # connected JupyterLab turns that off (its 'initialized' message), so the lecture does not pay for it.
+        explorer.canvas.syncing_data_url = False
+    timings = []
+    for value in values:
+        start = time.perf_counter()
+        explorer.momentum.value = value
+        if canvas_is_widget:  # ipympl only schedules the draw (draw_idle); force it, as the front end would
+            explorer.canvas.draw()
+        timings.append(1000 * (time.perf_counter() - start))
+        if explorer.last_error is not None:
+            raise RuntimeError(f"the explorer failed to update: {explorer.last_error!r}")
+    return timings
+
+
+def time_slider(num_epochs=50, updates=60, device=None, log=print):
+    """{slider_ms_median, slider_ms_p95, ...} of `updates` slider moves on a `num_epochs` recording."""
+    ipympl = use_ipympl()
+    from bnlib.widgets import momentum_explorer
+
+    start = time.perf_counter()
+    recorder, loaders = record_run(num_epochs, device=device)
+    recording_s = time.perf_counter() - start
+    log(f"  recorded {recorder.steps} steps ({num_epochs} epochs) in {recording_s:.1f} s; building the explorer ...")
+    start = time.perf_counter()
+    steps_per_epoch = len(loaders["train"])
+    explorer = momentum_explorer(recorder, loaders["test"], loaders["population"], steps_per_epoch=steps_per_epoch,
+                                 device=device)
+    setup_s = time.perf_counter() - start
+    values = slider_values(updates + WARM_UP_UPDATES)
+    timings = time_updates(explorer, values)[WARM_UP_UPDATES:]
+    return {
+        "slider_ms_median": median(timings),
+        "slider_ms_p95": percentile(timings, 95),
+        "slider": {
+            "backend": "ipympl" if ipympl else "Agg, PNG re-rendered (static fallback)",
+            "epochs": num_epochs,
+            "steps": recorder.steps,
+            "updates": len(timings),
+            "recording_s": recording_s,
+            "explorer_setup_s": setup_s,
+            "ms": timings,
+        },
+    }
