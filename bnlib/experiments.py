@@ -7,10 +7,12 @@ versions), so a changed configuration never returns a stale result.
 
 import hashlib
 import json
+import multiprocessing
 import os
 import tempfile
 import time
 import warnings
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -229,6 +231,53 @@ def _check_grid(variants, seeds):
         raise ValueError(f"seeds must be unique, got {seeds!r}")
 
 
+def train_record(variant, seed, config, options, data, device):
+    """Train one run and return its cache record, or None when Ctrl-C interrupted it."""
+    history, num_params = train_run(variant, seed, **options, data=data, device=device)
+    if history.interrupted:
+        return None
+    return {"config": config, "num_params": num_params, "history": history.to_dict(), "saved": time.time()}
+
+
+_worker_data = None  # each worker process receives the data set once, at start-up
+
+
+def _start_worker(data):
+    global _worker_data
+    torch.set_num_threads(1)  # one core per worker: these small models do not gain from more
+    _worker_data = data
+
+
+def _train_record_in_worker(variant, seed, config, options, device):
+    return train_record(variant, seed, config, options, _worker_data, device)
+
+
+def train_pending(pending, options, data, device, workers):
+    """Yield (index, record) for each (index, variant, seed, config) in `pending`, as runs finish.
+
+    With `workers` > 1 on the CPU the runs train in that many processes side by side; each run is
+    seeded by itself, so the records are the same as one after the other.
+    """
+    if workers <= 1 or device.type != "cpu":
+        for index, variant, seed, config in pending:
+            yield index, train_record(variant, seed, config, options, data, device)
+        return
+    spawn = multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
+    pool = ProcessPoolExecutor(workers, mp_context=spawn, initializer=_start_worker, initargs=(data,))
+    try:
+        futures = {
+            pool.submit(_train_record_in_worker, variant, seed, config, options, device): index
+            for index, variant, seed, config in pending
+        }
+        try:
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        except KeyboardInterrupt:  # Ctrl-C while waiting for the workers: an interrupted run, as above
+            yield None, None
+    finally:
+        pool.shutdown(wait=False, cancel_futures=True)
+
+
 def run_grid(
     variants=VARIANTS,
     seeds=(123,),
@@ -239,36 +288,45 @@ def run_grid(
     data=None,
     device=None,
     cache_dir=None,
+    workers=1,
     progress=True,
 ):
     """Train every (variant, seed) pair, or read it from the cache; a DataFrame with one row per run.
 
     Columns: TABLE_COLUMNS (accuracies in %, `cached` says the run came from disk) and the curves
     CURVE_COLUMNS (per epoch: train and validation accuracy, mean minibatch loss). `data` defaults
-    to `load_mnist()`. Ctrl-C stops the grid after the current run, which is not cached, with a
-    warning; the rows finished so far come back.
+    to `load_mnist()`; `workers` > 1 trains that many runs at once on a multi-core CPU. Ctrl-C stops
+    the grid: unfinished runs are not cached, a warning says so, and the finished rows come back.
     """
     _check_grid(tuple(variants), tuple(seeds))
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers must be a positive integer, got {workers!r}")
     data = data if data is not None else load_mnist()
     device = torch.device(device) if device is not None else best_device()
     folder, fingerprint = _cache_folder(cache_dir), fingerprint_data(data)
     options = {"num_epochs": num_epochs, "batch_size": batch_size, "learning_rate": learning_rate}
-    rows, runs = [], [(variant, seed) for variant in variants for seed in seeds]
-    for variant, seed in tqdm(runs, desc="grid runs", disable=not progress):
-        config = run_config(variant, seed, **options, data_fingerprint=fingerprint, device_type=device.type)
-        path = folder / f"{config_key(config)}.json"
+    runs = [(variant, seed) for variant in variants for seed in seeds]
+    configs = [run_config(*run, **options, data_fingerprint=fingerprint, device_type=device.type) for run in runs]
+    paths = [folder / f"{config_key(config)}.json" for config in configs]
+    done = {}  # run index -> (record, cached)
+    for index, (path, config) in enumerate(zip(paths, configs, strict=True)):
         record = read_cached_run(path, config)
         if record is not None:
-            rows.append(_row(variant, seed, record, cached=True))
-            continue
-        history, num_params = train_run(variant, seed, **options, data=data, device=device)
-        if history.interrupted:
-            message = f"Interrupted during {variant.name!r}, seed {seed}: that run is not cached and the grid stops"
-            warnings.warn(f"{message} here. Run the cell again to resume from the cache.", stacklevel=2)
-            break
-        record = {"config": config, "num_params": num_params, "history": history.to_dict(), "saved": time.time()}
-        write_json_atomic(path, record)
-        rows.append(_row(variant, seed, record, cached=False))
+            done[index] = (record, True)
+    pending = [(index, *runs[index], configs[index]) for index in range(len(runs)) if index not in done]
+    with tqdm(total=len(runs), initial=len(done), desc="grid runs", disable=not progress) as bar:
+        for index, record in train_pending(pending, options, data, device, workers):
+            if record is None:
+                warnings.warn(
+                    f"Interrupted: {len(runs) - len(done)} of {len(runs)} runs are not finished and not cached. "
+                    "Run the cell again to resume from the cache.",
+                    stacklevel=2,
+                )
+                break
+            write_json_atomic(paths[index], record)
+            done[index] = (record, False)
+            bar.update()
+    rows = [_row(*runs[index], *done[index]) for index in sorted(done)]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS + CURVE_COLUMNS)
 
 

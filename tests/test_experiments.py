@@ -68,6 +68,16 @@ def test_the_run_seed_decides_the_result(tiny_data, tmp_path):
     assert first["loss_curve"][0] != first["loss_curve"][1]  # seeds 7 and 8 differ
 
 
+def test_workers_give_the_same_runs_as_one_process(tiny_data, tmp_path):
+    serial = grid(tiny_data, tmp_path / "serial")
+    parallel = grid(tiny_data, tmp_path / "parallel", workers=2)  # two spawned processes
+    columns = ["variant", "seed", "final_train_acc", "final_valid_acc", "test_acc", "num_params", *CURVE_COLUMNS]
+    assert parallel[columns].to_dict("records") == serial[columns].to_dict("records")  # same order, same numbers
+    assert sorted(path.name for path in (tmp_path / "parallel").glob("*.json")) == sorted(
+        path.name for path in (tmp_path / "serial").glob("*.json")
+    )
+
+
 def test_second_call_reads_the_cache_without_training(tiny_data, tmp_path, monkeypatch):
     first = grid(tiny_data, tmp_path)
 
@@ -205,6 +215,7 @@ def test_cache_dir_comes_from_the_argument_then_the_environment(tmp_path, monkey
         ({"seeds": [True]}, "seeds"),
         ({"variants": (TINY[0], TINY[0])}, "names must be unique"),
         ({"variants": ("plain",)}, "Variant"),
+        ({"workers": 0}, "workers must be a positive integer"),
     ],
 )
 def test_run_grid_rejects_bad_arguments(tiny_data, tmp_path, changes, message):

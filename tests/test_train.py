@@ -73,3 +73,7 @@ def test_settings_quick_and_full(monkeypatch):
     assert settings().quick and settings().num_epochs < settings(quick=False).num_epochs
     monkeypatch.setenv("BNLIB_QUICK", "0")
     assert settings().num_epochs == 50 and settings().batch_size == 256 and settings().seed == 123
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
+    assert settings().workers == 4  # one grid worker per core, at most 4
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
+    assert settings().workers == 1
