@@ -17,6 +17,7 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import torch
+from matplotlib.backend_bases import DrawEvent
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullLocator
@@ -42,6 +43,66 @@ class Panel:
     running: object  # running value for the chosen momentum, steps 0..current step
     reference: object  # whole-training-set value at the kept weights
     current: object  # the running value at the current step
+
+
+class CachedBackgroundFigure(Figure):
+    """A Figure that keeps the pixels of everything but its `dynamic` artists between screen draws.
+
+    Dragging the momentum slider changes only the running lines and markers, yet a full draw
+    re-renders every tick label, label and the legend (most of its time). A screen draw therefore
+    draws the figure without the `dynamic` artists once, keeps that background, and then, while
+    nothing else changed, only restores it and draws the dynamic artists on top. Every draw still
+    shows everything, and saving (`savefig`, PNG/PDF/SVG export) always draws the whole figure.
+
+    The dynamic artists do not mark the figure stale; any change to another artist does (that is
+    matplotlib's staleness), as does a new size or dpi, and the next draw is then a full one.
+    """
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.dynamic = []  # drawn over the cached background, in this order
+        self._background = None
+        self._background_key = None
+
+    def set_dynamic(self, artists):
+        """Draw `artists` over the cached background; changing them no longer invalidates it."""
+        self.dynamic = sorted(artists, key=lambda artist: artist.get_zorder())  # sort is stable: ties keep order
+        for artist in self.dynamic:
+            artist.stale_callback = None  # their changes must not make the figure (and the background) stale
+        self._background = None
+
+    def draw(self, renderer):
+        canvas = self.canvas
+        cacheable = (
+            self.dynamic
+            and self.get_visible()
+            and not canvas.is_saving()
+            and hasattr(renderer, "copy_from_bbox")
+            and hasattr(renderer, "restore_region")
+        )
+        if not cacheable:
+            self._background = None
+            return super().draw(renderer)
+        key = (renderer.width, renderer.height, self.dpi)
+        if self._background is not None and self._background_key == key and not self.stale:
+            renderer.restore_region(self._background)
+        else:
+            self._background = None
+            try:
+                for artist in self.dynamic:
+                    artist.set_animated(True)  # left out of a screen draw (not of a saved one)
+                with canvas.callbacks.blocked(signal="draw_event"):  # sent once below, when all is drawn
+                    super().draw(renderer)
+            finally:
+                for artist in self.dynamic:
+                    artist.set_animated(False)
+            self._background = renderer.copy_from_bbox(self.bbox)
+            self._background_key = key
+        for artist in self.dynamic:
+            if artist.get_visible():
+                artist.draw(renderer)
+        self.stale = False
+        DrawEvent("draw_event", canvas, renderer)._process()
 
 
 def reference_steps(kept_steps, limit):
@@ -77,6 +138,13 @@ def padded_limits(low, high, log):
     margin = 0.05 * (high - low) or 0.05
     low, high = low - margin, high + margin
     return (10**low, 10**high) if log else (low, high)
+
+
+def set_limits(setter, current, limits):
+    """Call `setter(*limits)` unless the axis already has them: setting limits, even the same, forces a full draw."""
+    limits = tuple(float(limit) for limit in limits)
+    if tuple(float(limit) for limit in current) != limits:
+        setter(*limits)
 
 
 def thin(count, limit):
@@ -189,10 +257,10 @@ class MomentumExplorer(widgets.VBox):
         # Fixed margins: a layout engine would re-measure every label on each redraw (most of the draw time).
         if ipympl_active():
             with plt.ioff():  # shown inside this widget, not by the notebook
-                self.figure = plt.figure(figsize=figsize)
+                self.figure = plt.figure(figsize=figsize, FigureClass=CachedBackgroundFigure)
             self.figure.canvas.header_visible = False
         else:
-            self.figure = Figure(figsize=figsize)
+            self.figure = CachedBackgroundFigure(figsize=figsize)
             FigureCanvasAgg(self.figure)
         self.figure.subplots_adjust(left=0.1, right=0.98, top=0.92, bottom=0.1, hspace=0.08)
         self.canvas = self.figure.canvas
@@ -212,6 +280,16 @@ class MomentumExplorer(widgets.VBox):
         mean_axes.tick_params(labelbottom=False)
         var_axes.set_xlabel("training step")
         var_axes.xaxis.set_label_coords(0.5, -0.14)
+        # What a momentum (or, on the whole-run axis, a step) changes, and the spines, which are drawn over it;
+        # the rest is redrawn only when it changes.
+        self.figure.set_dynamic(
+            [
+                artist
+                for panel in self.panels.values()
+                for artist in (panel.running, panel.reference, panel.current, *panel.axes.spines.values())
+            ]
+        )
+        self._static_key = None  # (layer, unit, x_max) the dots, reference and y limits were last set for
 
     def _make_panel(self, axes, key):
         (dots,) = axes.plot([], [], ".", color="0.45", markersize=4, alpha=0.5, label="batch statistic")
@@ -271,30 +349,35 @@ class MomentumExplorer(widgets.VBox):
         unit = min(self.unit.value, units - 1)
         self.momentum.disabled = momentum is None
         x_max = step if self.view.value == "current" else self.total_steps
+        static_changed = (name, unit, x_max) != self._static_key
+        self._static_key = None  # until every panel is updated
         for key, panel in self.panels.items():
-            self._update_panel(panel, key, name, unit, momentum, step, x_max)
-            panel.axes.set_xlim(0, max(x_max, 1))
+            self._update_panel(panel, key, name, unit, momentum, step, x_max, static_changed)
+            set_limits(panel.axes.set_xlim, panel.axes.get_xlim(), (0, max(x_max, 1)))
+        self._static_key = (name, unit, x_max)
         self.caption.value = self._caption(name, unit, momentum, step)
         self.readout.value = self._readout(step, momentum)
         self._render()
 
-    def _update_panel(self, panel, key, name, unit, momentum, step, x_max):
+    def _update_panel(self, panel, key, name, unit, momentum, step, x_max, static_changed=True):
         batch, init = self.batch[name][key][:, unit], INITIAL_VALUES[key]
         running = stats.replay_running_average(batch[:step], momentum, init)  # (step + 1,): after 0..step steps
-        shown = thin(x_max, self.max_dots)
-        panel.dots.set_data(shown + 1, batch[shown])  # row i is the batch of step i + 1
         panel.running.set_data(np.arange(step + 1), running)
         panel.current.set_data([step], [running[-1]])
+        if static_changed:  # set_data marks the figure stale, so the next draw is a full one
+            shown = thin(x_max, self.max_dots)
+            panel.dots.set_data(shown + 1, batch[shown])  # row i is the batch of step i + 1
         visible = [batch[:x_max], [init]]
         if self.reference is not None:
             kept, values = self.reference[name][0], self.reference[name][1 if key == "mean" else 2][:, unit]
-            panel.reference.set_data(kept, values)
+            panel.reference.set_data(kept, values)  # a dynamic artist: free to set
             visible.append(values[kept <= x_max])
         visible = np.concatenate(visible)
         if panel.axes.get_yscale() == "log":
             visible = visible[visible > 0]  # a dead unit's variance of 0 has no place on a log axis
         low, high = visible.min(initial=init), visible.max(initial=init)
-        panel.axes.set_ylim(*padded_limits(low, high, panel.axes.get_yscale() == "log"))
+        limits = padded_limits(low, high, panel.axes.get_yscale() == "log")
+        set_limits(panel.axes.set_ylim, panel.axes.get_ylim(), limits)
 
     def _caption(self, name, unit, momentum, step):
         epoch = f" (epoch {step / self.steps_per_epoch:.2f})" if self.steps_per_epoch else ""

@@ -193,3 +193,38 @@ def test_ipympl_canvas_is_the_displayed_widget(run):
     finally:
         plt.close("all")
         plt.switch_backend(backend)
+
+
+def test_screen_draws_reuse_the_background_and_still_show_everything(explorer, monkeypatch):
+    figure, canvas = explorer.figure, explorer.canvas
+    monkeypatch.setattr(explorer, "_render", lambda: None)  # draw as ipympl does (canvas.draw), not via savefig
+
+    def pixels():
+        canvas.draw()
+        return np.asarray(canvas.buffer_rgba()).copy()
+
+    def full_draw_pixels():  # the whole figure drawn as matplotlib draws it, no cached background
+        dynamic, figure.dynamic = figure.dynamic, []
+        try:
+            figure.stale = True
+            return pixels()
+        finally:
+            figure.dynamic = dynamic
+
+    explorer.step.value = 60
+    for momentum in (0.001, 0.5):
+        pixels()  # a full draw: its background (all but the running lines, markers and spines) is kept
+        background = figure._background
+        assert background is not None
+        explorer.momentum.value = momentum
+        assert not figure.stale, "a momentum change only redraws the dynamic artists"
+        cached = pixels()
+        assert figure._background is background, "drawn over the kept background"
+        np.testing.assert_array_equal(cached, full_draw_pixels())
+    pixels()
+    background = figure._background
+    explorer.unit.value = 5  # new dots and limits: a full draw
+    assert figure.stale
+    drawn = pixels()
+    assert figure._background is not background
+    np.testing.assert_array_equal(drawn, full_draw_pixels())
