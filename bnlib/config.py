@@ -2,6 +2,7 @@
 
 import os
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 QUICK_ENV = "BNLIB_QUICK"
 
@@ -36,3 +37,10 @@ def settings(quick=None):
     if quick is None:
         quick = os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes"}
     return replace(QUICK if quick else FULL, workers=min(4, available_cores()))
+
+
+def resolve_path(path, env_var, default):
+    """`path` if given, else the environment variable `env_var` when set, else `default`; absolute."""
+    if path is None:
+        path = os.environ.get(env_var) or default
+    return Path(path).expanduser().resolve()

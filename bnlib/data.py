@@ -8,13 +8,14 @@ and a warning says so.
 import functools
 import hashlib
 import math
-import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+
+from bnlib.config import resolve_path
 
 DATA_DIR_ENV = "BNLIB_DATA_DIR"
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -46,9 +47,7 @@ class MNISTSplits:
 
 def data_dir(root=None):
     """The data directory: `root` if given, else `$BNLIB_DATA_DIR`, else the repository's `data/`."""
-    if root is None:
-        root = os.environ.get(DATA_DIR_ENV) or REPO_DATA_DIR
-    return Path(root).expanduser().resolve()
+    return resolve_path(root, DATA_DIR_ENV, REPO_DATA_DIR)
 
 
 def _md5(path):

@@ -21,6 +21,7 @@ import torch
 from tqdm.auto import tqdm
 
 import bnlib
+from bnlib.config import resolve_path
 from bnlib.data import TensorLoader, load_mnist
 from bnlib.models import count_parameters, make_mlp
 from bnlib.runtime import device as best_device
@@ -113,9 +114,7 @@ def describe_variants(variants=VARIANTS):
 
 def resolve_cache_dir(path=None):
     """Where runs are cached: `path` if given, else `$BNLIB_CACHE_DIR`, else the repository's `build/grid_cache`."""
-    if path is None:
-        path = os.environ.get(CACHE_DIR_ENV) or REPO_CACHE_DIR
-    return Path(path).expanduser().resolve()
+    return resolve_path(path, CACHE_DIR_ENV, REPO_CACHE_DIR)
 
 
 def fingerprint_data(data):
