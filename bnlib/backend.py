@@ -1,0 +1,53 @@
+"""Choose matplotlib's notebook backend: ipympl's live widget canvas where it can run, else the inline one.
+
+Notebooks call `use_widget_backend()` instead of a bare `%matplotlib widget`, which stops the notebook where
+ipympl is missing (Colab, some VS Code set-ups). `BNLIB_BACKEND=inline` forces the inline backend, because
+ipympl can be importable where the frontend cannot show its widgets.
+"""
+
+import os
+
+import matplotlib
+
+BACKEND_ENV = "BNLIB_BACKEND"
+WIDGET_BACKEND = "module://ipympl.backend_nbagg"  # what `%matplotlib widget` selects
+INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # what `%matplotlib inline` selects
+
+
+def _ipython_shell():
+    """The running IPython shell, or None outside IPython (a plain script or a test)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return get_ipython()
+
+
+def _switch(magic_argument, backend):
+    """Select the backend as the `%matplotlib` magic does inside IPython, with `matplotlib.use` outside it."""
+    shell = _ipython_shell()
+    if shell is not None:
+        shell.run_line_magic("matplotlib", magic_argument)
+    else:
+        matplotlib.use(backend)
+
+
+def use_widget_backend(verbose=True):
+    """Turn on ipympl's widget backend and return "widget"; else the inline backend and return "inline".
+
+    Inline is used when `BNLIB_BACKEND=inline` or ipympl cannot be imported; `verbose` prints one line then.
+    """
+    forced = os.environ.get(BACKEND_ENV, "").strip().lower() == "inline"
+    reason = f"{BACKEND_ENV}=inline" if forced else None
+    if not forced:
+        try:
+            import ipympl  # noqa: F401  (only whether it imports matters)
+
+            _switch("widget", WIDGET_BACKEND)
+            return "widget"
+        except ImportError as error:
+            reason = f"ipympl is not available ({error})"
+    _switch("inline", INLINE_BACKEND)
+    if verbose:
+        print(f"Static figures (inline backend): {reason}. The explorer still works, redrawn as images.")
+    return "inline"
