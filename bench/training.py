@@ -50,7 +50,7 @@ def whole_epoch(hidden, loaders, seed, device):
 def training_steps(hidden, train_loader, seed, device):
     """bnlib's training steps of one epoch only (`train_one_epoch`, no accuracy passes)."""
     model, optimizer = fresh_model(hidden, seed, device)
-    return lambda: train_one_epoch(model, train_loader, optimizer, device, 0, None, History())
+    return lambda: train_one_epoch(model, train_loader, optimizer, device, history=History())
 
 
 def bare_steps(hidden, batch, num_steps, seed, device):

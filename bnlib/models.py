@@ -1,43 +1,121 @@
-"""The lecture's multilayer perceptrons: plain, with dropout, and with BatchNorm1d before or after the activation."""
+"""The lecture's multilayer perceptrons: plain, with dropout, with a normalization layer before or after ReLU."""
+
+import inspect
 
 from torch import nn
 
+from bnlib.checks import check_choice, check_integer, check_number
+
 BN_PLACEMENTS = (None, "before", "after")
+NORMS = ("batch", "layer", "group")
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
-def _check_options(hidden, bn, dropout, activation):
-    if bn not in BN_PLACEMENTS:
-        raise ValueError(f"bn must be one of {BN_PLACEMENTS}, got {bn!r}")
-    if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
-    if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout < 1:
-        raise ValueError(f"dropout must be a probability in [0, 1), got {dropout!r}")
-    if not hidden or not all(isinstance(size, int) and size > 0 for size in hidden):
+def _check_flag(name, value, allowed):
+    # A bool, not 1 or 0: the resolved arguments key the run cache, where True and 1 must not be two models.
+    if not any(value is choice for choice in allowed):
+        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
+    return value
+
+
+def _check_hidden(hidden):
+    if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__len__") or len(hidden) == 0:
         raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden!r}")
+    return [check_integer(f"hidden[{index}]", size, minimum=1) for index, size in enumerate(hidden)]
 
 
-def make_mlp(hidden=(75, 45), *, bn=None, bias=None, dropout=0.0, activation="relu", in_features=784, num_classes=10):
-    """An nn.Sequential: Flatten, then per hidden layer Linear, BatchNorm1d (bn="before"/"after"), activation, Dropout.
+def _checked(arguments):
+    """`make_mlp`'s arguments checked and normalized (ints, floats, lists), in signature order."""
+    checked = {
+        "hidden": _check_hidden(arguments["hidden"]),
+        "bn": check_choice("bn", arguments["bn"], BN_PLACEMENTS),
+        "norm": check_choice("norm", arguments["norm"], NORMS),
+        "groups": check_integer("groups", arguments["groups"], minimum=1),
+        "bias": _check_flag("bias", arguments["bias"], (None, True, False)),
+        "dropout": check_number("dropout", arguments["dropout"], 0, 1, high_open=True),
+        "activation": check_choice("activation", arguments["activation"], tuple(ACTIVATIONS)),
+        "in_features": check_integer("in_features", arguments["in_features"], minimum=1),
+        "num_classes": check_integer("num_classes", arguments["num_classes"], minimum=1),
+        "init_std": None
+        if arguments["init_std"] is None
+        else check_number("init_std", arguments["init_std"], 0, None, low_open=True),
+        "zero_bias": _check_flag("zero_bias", arguments["zero_bias"], (True, False)),
+    }
+    if checked["bn"] is not None and checked["norm"] == "group":
+        uneven = [size for size in checked["hidden"] if size % checked["groups"]]
+        if uneven:
+            raise ValueError(f"groups must divide every hidden width, got groups={checked['groups']} for {uneven}")
+    return checked
 
-    `bias=None` turns the Linear bias off exactly when a BatchNorm directly follows it (its beta
-    makes the bias redundant); True/False force it. Dropout comes last in each block.
+
+def _norm_layer(norm, width, groups):
+    if norm == "batch":
+        return nn.BatchNorm1d(width)
+    if norm == "layer":
+        return nn.LayerNorm(width)
+    return nn.GroupNorm(groups, width)
+
+
+def make_mlp(
+    hidden=(75, 45),
+    *,
+    bn=None,
+    norm="batch",
+    groups=5,
+    bias=None,
+    dropout=0.0,
+    activation="relu",
+    in_features=784,
+    num_classes=10,
+    init_std=None,
+    zero_bias=False,
+):
+    """An nn.Sequential: Flatten, then per hidden layer Linear, a `norm` layer where `bn` puts it, activation, Dropout.
+
+    `bn` places the normalization layer "before" or "after" the activation; `norm` picks it
+    (BatchNorm1d, LayerNorm, or GroupNorm with `groups`). `bias=None` drops the Linear bias exactly
+    where a BatchNorm directly follows it (its beta makes the bias redundant; LayerNorm and GroupNorm
+    normalize over units, where a per-unit bias is not a constant shift); True/False force it.
+    `init_std` draws every Linear weight from N(0, init_std²) (None: PyTorch's default);
+    `zero_bias` sets every Linear bias to 0.
     """
-    _check_options(tuple(hidden), bn, dropout, activation)
-    layers = [nn.Flatten()]
-    width = in_features
+    hidden = _checked(locals())["hidden"]  # first line: locals() holds exactly the arguments
+    if bias is None:  # drop it exactly where a BatchNorm directly follows the Linear
+        bias = not (bn == "before" and norm == "batch")
+    layers, width = [nn.Flatten()], in_features
     for size in hidden:
-        layers.append(nn.Linear(width, size, bias=(bn != "before") if bias is None else bias))
-        if bn == "before":
-            layers.append(nn.BatchNorm1d(size))
-        layers.append(ACTIVATIONS[activation]())
-        if bn == "after":
-            layers.append(nn.BatchNorm1d(size))
+        layers.append(nn.Linear(width, size, bias=bias))
+        block = [ACTIVATIONS[activation]()]
+        if bn is not None:
+            block.insert(0 if bn == "before" else 1, _norm_layer(norm, size, groups))
+        layers += block
         if dropout > 0:
             layers.append(nn.Dropout(dropout))
         width = size
-    layers.append(nn.Linear(width, num_classes))
-    return nn.Sequential(*layers)
+    model = nn.Sequential(*layers, nn.Linear(width, num_classes))
+    _initialize(model, init_std, zero_bias)
+    return model
+
+
+def _initialize(model, init_std, zero_bias):
+    """Redraw the Linear weights from N(0, init_std²) when `init_std` is given; zero the biases when `zero_bias`."""
+    for layer in model:
+        if isinstance(layer, nn.Linear):
+            if init_std is not None:
+                nn.init.normal_(layer.weight, mean=0.0, std=init_std)
+            if zero_bias and layer.bias is not None:
+                nn.init.zeros_(layer.bias)
+
+
+def mlp_arguments(**options):
+    """Every `make_mlp` argument with its default filled in, checked, JSON-ready (lists, floats): a model's cache key.
+
+    The grid and the run cache key a model by {"arguments": mlp_arguments(...), "structure": str(make_mlp(...))}.
+    An unknown option raises TypeError.
+    """
+    bound = inspect.signature(make_mlp).bind(**options)
+    bound.apply_defaults()
+    return _checked(bound.arguments)
 
 
 def count_parameters(model):

@@ -7,6 +7,7 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
+from bnlib.checks import check_integer, check_number
 from bnlib.runtime import device as best_device
 
 
@@ -37,15 +38,19 @@ def compute_accuracy(model, loader, device=None):
     return 100.0 * correct / total
 
 
-def train_one_epoch(model, loader, optimizer, device, step, on_batch, history):
-    """One pass over `loader` in train mode; returns the global step count after it."""
+def train_one_epoch(model, loader, optimizer, device, *, step=0, on_batch=None, history=None):
+    """One pass over `loader` in train mode; returns the global step count after it (`step` before it).
+
+    `on_batch(model, step)` runs after every optimizer step; each minibatch loss goes to `history` when given.
+    """
     model.train()
     for images, labels in loader:
         loss = F.cross_entropy(model(images.to(device)), labels.to(device))
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
-        history.minibatch_loss.append(loss.item())
+        if history is not None:
+            history.minibatch_loss.append(loss.item())
         step += 1
         if on_batch is not None:
             on_batch(model, step)
@@ -59,6 +64,16 @@ def evaluate_epoch(model, train_loader, valid_loader, device, history):
     history.valid_acc.append(compute_accuracy(model, valid_loader, device))
 
 
+def progress_text(history, logging_interval):
+    """The progress bar's fields: mean loss of the last `logging_interval` steps, last train and valid accuracy."""
+    recent = history.minibatch_loss[-logging_interval:]
+    return {
+        "loss": f"{sum(recent) / len(recent):.3f}",
+        "train": f"{history.train_acc[-1]:.2f}%",
+        "valid": f"{history.valid_acc[-1]:.2f}%",
+    }
+
+
 def train_model(
     model,
     num_epochs,
@@ -67,22 +82,27 @@ def train_model(
     test_loader=None,
     *,
     optimizer=None,
+    learning_rate=0.1,
     device=None,
     logging_interval=50,
     seed=None,
     progress=True,
     on_batch=None,
+    on_epoch=None,
 ):
-    """Train with SGD (lr 0.1 unless `optimizer` is given) and return a History; the model ends in eval mode.
+    """Train and return a History; the model ends in eval mode. Without `optimizer`: SGD with `learning_rate`.
 
     `seed` seeds torch before the first step (dropout masks); `on_batch(model, step)` runs after
-    every optimizer step. Ctrl-C stops cleanly and returns the history so far, marked interrupted.
+    every optimizer step, `on_epoch(history, num_epochs)` after every epoch's evaluation. Ctrl-C
+    stops cleanly and returns the history so far, marked interrupted.
     """
-    if not isinstance(num_epochs, int) or num_epochs < 1:
-        raise ValueError(f"num_epochs must be a positive integer, got {num_epochs!r}")
+    check_integer("num_epochs", num_epochs, minimum=1)
+    check_integer("logging_interval", logging_interval, minimum=1)
+    check_number("learning_rate", learning_rate, 0, None, low_open=True)
     device = torch.device(device) if device is not None else best_device()
     model.to(device)
-    optimizer = optimizer or torch.optim.SGD(model.parameters(), lr=0.1)
+    if optimizer is None:
+        optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
     if seed is not None:
         torch.manual_seed(seed)
     history, step = History(), 0
@@ -90,15 +110,14 @@ def train_model(
     try:
         for _ in bar:
             start = time.perf_counter()
-            step = train_one_epoch(model, train_loader, optimizer, device, step, on_batch, history)
+            step = train_one_epoch(
+                model, train_loader, optimizer, device, step=step, on_batch=on_batch, history=history
+            )
             evaluate_epoch(model, train_loader, valid_loader, device, history)
             history.epoch_seconds.append(time.perf_counter() - start)
-            recent = history.minibatch_loss[-logging_interval:]
-            bar.set_postfix(
-                loss=f"{sum(recent) / len(recent):.3f}",
-                train=f"{history.train_acc[-1]:.2f}%",
-                valid=f"{history.valid_acc[-1]:.2f}%",
-            )
+            bar.set_postfix(progress_text(history, logging_interval))
+            if on_epoch is not None:
+                on_epoch(history, num_epochs)
     except KeyboardInterrupt:
         history.interrupted = True
     finally:

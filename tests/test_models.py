@@ -1,10 +1,13 @@
-"""bnlib.models.make_mlp: every option and every bad option."""
+"""bnlib.models: make_mlp's every option and bad option, and mlp_arguments, the model part of the cache key."""
+
+import inspect
+import json
 
 import pytest
 import torch
 from torch import nn
 
-from bnlib.models import count_parameters, make_mlp
+from bnlib.models import count_parameters, make_mlp, mlp_arguments
 
 
 def layer_types(model):
@@ -57,18 +60,146 @@ def test_parameter_count_of_bn_model():
     assert count_parameters(make_mlp(bn="before")) == expected
 
 
+def linear_biases(model):
+    return [layer.bias is not None for layer in model if isinstance(layer, nn.Linear)]
+
+
+@pytest.mark.parametrize(
+    ("options", "norm_type", "hidden_biases"),
+    [
+        ({"bn": "before"}, nn.BatchNorm1d, [False, False]),  # BatchNorm's beta makes the bias redundant
+        ({"bn": "before", "norm": "layer"}, nn.LayerNorm, [True, True]),  # normalizes over units: bias not constant
+        ({"bn": "before", "norm": "group"}, nn.GroupNorm, [True, True]),
+        ({"bn": "after"}, nn.BatchNorm1d, [True, True]),  # the ReLU sits between: the bias shifts what it clips
+        ({"bn": "after", "norm": "group"}, nn.GroupNorm, [True, True]),
+    ],
+)
+def test_the_bias_rule_drops_the_bias_only_right_before_batchnorm(options, norm_type, hidden_biases):
+    model = make_mlp(**options)
+    assert linear_biases(model) == [*hidden_biases, True]
+    norms = [layer for layer in model if isinstance(layer, norm_type)]
+    assert len(norms) == 2
+    position = 2 if options["bn"] == "before" else 3  # right after the Linear, or after the activation
+    assert model[position] is norms[0]
+
+
+def test_layer_and_group_norm_normalize_over_the_units():
+    group = make_mlp(hidden=(6,), in_features=4, bn="before", norm="group", groups=3)
+    assert (group[2].num_groups, group[2].num_channels) == (3, 6)
+    layer = make_mlp(hidden=(6,), in_features=4, bn="before", norm="layer")
+    assert layer[2].normalized_shape == (6,)
+    # LayerNorm works on a batch of one (BatchNorm in train mode cannot): its statistics are per example.
+    assert layer.train()(torch.randn(1, 4)).shape == (1, 10)
+
+
+@pytest.mark.parametrize("hidden", [(75, 44), (7,)])
+def test_groups_must_divide_every_width(hidden):
+    with pytest.raises(ValueError, match=r"^groups must divide every hidden width"):
+        make_mlp(hidden, bn="before", norm="group", groups=5)
+    make_mlp(hidden, bn="before", norm="batch", groups=5)  # groups only matters for GroupNorm
+
+
+@pytest.mark.parametrize("init_std", [0.01, 0.2])
+def test_init_std_draws_weights_with_that_standard_deviation(init_std):
+    torch.manual_seed(0)
+    model = make_mlp(init_std=init_std)
+    for layer in (layer for layer in model if isinstance(layer, nn.Linear)):
+        weight = layer.weight.detach()
+        # The sample std of n normal draws has a relative standard error of about 1 / sqrt(2n);
+        # 5 of those (n = 450 for the smallest layer: 17 %) is a failure rate far below one in a million.
+        tolerance = 5 / (2 * weight.numel()) ** 0.5
+        assert abs(weight.std().item() / init_std - 1) < tolerance
+        assert abs(weight.mean().item()) < 5 * init_std / weight.numel() ** 0.5
+    default = make_mlp()[1].weight.detach()
+    assert default.abs().max() <= 1 / 784**0.5  # PyTorch's default: uniform within ±1/sqrt(fan_in)
+
+
+def test_zero_bias_sets_every_linear_bias_to_zero():
+    model = make_mlp(bn="after", zero_bias=True)
+    assert all(torch.count_nonzero(layer.bias) == 0 for layer in model if isinstance(layer, nn.Linear))
+    assert torch.count_nonzero(make_mlp(bn="after")[1].bias) > 0
+    assert make_mlp(bn="before", zero_bias=True)[1].bias is None  # nothing to zero where the rule dropped it
+
+
+def test_same_seed_same_model():
+    torch.manual_seed(3)
+    first = make_mlp(bn="before", init_std=0.1)
+    torch.manual_seed(3)
+    again = make_mlp(bn="before", init_std=0.1)
+    for name, tensor in first.state_dict().items():
+        torch.testing.assert_close(tensor, again.state_dict()[name], rtol=0, atol=0)
+
+
+def test_mlp_arguments_resolves_every_default():
+    defaults = mlp_arguments()
+    assert defaults == {
+        "hidden": [75, 45],
+        "bn": None,
+        "norm": "batch",
+        "groups": 5,
+        "bias": None,
+        "dropout": 0.0,
+        "activation": "relu",
+        "in_features": 784,
+        "num_classes": 10,
+        "init_std": None,
+        "zero_bias": False,
+    }
+    assert json.loads(json.dumps(defaults)) == defaults  # JSON-ready
+    assert mlp_arguments(hidden=(75, 45), dropout=0) == defaults  # equal models, equal keys
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("hidden", (32,)),
+        ("bn", "before"),
+        ("norm", "layer"),
+        ("groups", 3),
+        ("bias", True),
+        ("dropout", 0.5),
+        ("activation", "tanh"),
+        ("in_features", 100),
+        ("num_classes", 5),
+        ("init_std", 0.1),
+        ("zero_bias", True),
+    ],
+)
+def test_mlp_arguments_changes_with_every_argument(name, value):
+    changed = mlp_arguments(**{name: value})
+    assert changed != mlp_arguments()
+    assert {key for key in changed if changed[key] != mlp_arguments()[key]} == {name}
+
+
+def test_every_make_mlp_argument_is_in_mlp_arguments():
+    assert list(mlp_arguments()) == list(inspect.signature(make_mlp).parameters)
+    with pytest.raises(TypeError, match="colour"):
+        mlp_arguments(colour="red")
+
+
 @pytest.mark.parametrize(
     ("kwargs", "parameter"),
     [
         ({"bn": "middle"}, "bn"),
+        ({"norm": "instance"}, "norm"),
+        ({"groups": 0}, "groups"),
+        ({"bias": 1}, "bias"),
         ({"activation": "gelu"}, "activation"),
         ({"dropout": 1.0}, "dropout"),
         ({"dropout": -0.1}, "dropout"),
         ({"dropout": "0.5"}, "dropout"),
         ({"hidden": ()}, "hidden"),
-        ({"hidden": (75, 0)}, "hidden"),
+        ({"hidden": 75}, "hidden"),
+        ({"hidden": (75, 0)}, r"hidden\[1\]"),
+        ({"in_features": 0}, "in_features"),
+        ({"num_classes": 1.5}, "num_classes"),
+        ({"init_std": 0.0}, "init_std"),
+        ({"init_std": True}, "init_std"),
+        ({"zero_bias": 0}, "zero_bias"),
     ],
 )
 def test_bad_options_name_the_parameter(kwargs, parameter):
-    with pytest.raises(ValueError, match=rf"^{parameter} must be"):
+    with pytest.raises(ValueError, match=rf"^{parameter} must"):
         make_mlp(**kwargs)
+    with pytest.raises(ValueError, match=rf"^{parameter} must"):
+        mlp_arguments(**kwargs)

@@ -6,7 +6,7 @@ import torch
 from bnlib import seed_everything, settings
 from bnlib.data import TensorLoader
 from bnlib.models import make_mlp
-from bnlib.train import compute_accuracy, train_model
+from bnlib.train import History, compute_accuracy, train_model, train_one_epoch
 
 
 def small_loaders(mnist, seed, count=2048):
@@ -55,9 +55,51 @@ def test_ctrl_c_returns_the_history_so_far(mnist):
     assert history.test_acc is None and not model.training
 
 
-def test_bad_num_epochs():
-    with pytest.raises(ValueError, match="num_epochs"):
-        train_model(make_mlp(), 0, [], [])
+def test_learning_rate_sets_the_default_sgd(mnist):
+    seed_everything(2)
+    model = make_mlp(bn="before", dropout=0.5)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    train, valid = small_loaders(mnist, 2)
+    explicit = train_model(model, 1, train, valid, seed=2, progress=False, device="cpu", optimizer=optimizer)
+    _, by_rate = run(mnist, seed=2, num_epochs=1, learning_rate=0.05)
+    _, default = run(mnist, seed=2, num_epochs=1)
+    assert by_rate.minibatch_loss == explicit.minibatch_loss
+    assert by_rate.minibatch_loss[1:] != default.minibatch_loss[1:]  # the first loss comes before any step
+
+
+def test_on_epoch_sees_each_finished_epoch(mnist):
+    seen = []
+    _, history = run(mnist, seed=1, num_epochs=3, on_epoch=lambda history, num_epochs: seen.append(
+        (len(history.train_acc), len(history.valid_acc), len(history.epoch_seconds), num_epochs)))
+    assert seen == [(1, 1, 1, 3), (2, 2, 2, 3), (3, 3, 3, 3)]
+    assert history.test_acc is not None  # evaluated after the last on_epoch
+
+
+def test_train_one_epoch_defaults(mnist):
+    seed_everything(4)
+    model = make_mlp(hidden=(16,))
+    train, _ = small_loaders(mnist, 4)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    assert train_one_epoch(model, train, optimizer, "cpu") == len(train)  # counts from 0, records nothing
+    history = History()
+    assert train_one_epoch(model, train, optimizer, "cpu", step=len(train), history=history) == 2 * len(train)
+    assert len(history.minibatch_loss) == len(train)
+
+
+@pytest.mark.parametrize(
+    ("arguments", "parameter"),
+    [
+        ({"num_epochs": 0}, "num_epochs"),
+        ({"num_epochs": 2.0}, "num_epochs"),
+        ({"learning_rate": 0}, "learning_rate"),
+        ({"learning_rate": "0.1"}, "learning_rate"),
+        ({"logging_interval": 0}, "logging_interval"),
+    ],
+)
+def test_bad_arguments_name_the_parameter(arguments, parameter):
+    arguments = {"num_epochs": 1, **arguments}
+    with pytest.raises(ValueError, match=rf"^{parameter} must"):
+        train_model(make_mlp(), train_loader=[], valid_loader=[], **arguments)
 
 
 def test_compute_accuracy_counts_correct_predictions():
