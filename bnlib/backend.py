@@ -14,6 +14,12 @@ WIDGET_BACKEND = "module://ipympl.backend_nbagg"  # what `%matplotlib widget` se
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # what `%matplotlib inline` selects
 
 
+def ipympl_active():
+    """True when matplotlib draws through ipympl (`%matplotlib widget`), whose canvas is a live widget."""
+    backend = matplotlib.get_backend().lower()
+    return backend in {"widget", "ipympl"} or "ipympl" in backend
+
+
 def _ipython_shell():
     """The running IPython shell, or None outside IPython (a plain script or a test)."""
     try:
