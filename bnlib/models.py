@@ -121,3 +121,46 @@ def mlp_arguments(**options):
 def count_parameters(model):
     """Number of trainable parameters (buffers such as running_mean are not parameters)."""
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)
+
+
+class _AlwaysEval:
+    """Mixin for a frozen BatchNorm: `train()` leaves it in eval mode, so it normalizes with its running statistics."""
+
+    def train(self, mode=True):
+        return super().train(False)
+
+
+class FrozenBatchNorm1d(_AlwaysEval, nn.BatchNorm1d):
+    """An nn.BatchNorm1d after `freeze_batchnorm`: eval mode in every mode, gamma and beta without gradients."""
+
+
+class FrozenBatchNorm2d(_AlwaysEval, nn.BatchNorm2d):
+    """An nn.BatchNorm2d after `freeze_batchnorm`."""
+
+
+class FrozenBatchNorm3d(_AlwaysEval, nn.BatchNorm3d):
+    """An nn.BatchNorm3d after `freeze_batchnorm`."""
+
+
+_FROZEN = {nn.BatchNorm1d: FrozenBatchNorm1d, nn.BatchNorm2d: FrozenBatchNorm2d, nn.BatchNorm3d: FrozenBatchNorm3d}
+
+
+def freeze_batchnorm(model):
+    """Freeze every BatchNorm layer of `model` in place and return the model; the other layers train as before.
+
+    `requires_grad_(False)` alone stops gamma and beta, but in train mode the running statistics
+    still move, and `model.train()` undoes an earlier `bn.eval()`. A frozen layer becomes a
+    FrozenBatchNorm1d/2d/3d (same state_dict keys) whose `train()` keeps it in eval mode, so its
+    gamma, beta and buffers stay fixed through later `model.train()` calls, training steps and
+    `copy.deepcopy`. Other BatchNorm subclasses (e.g. SyncBatchNorm) raise TypeError.
+    """
+    for module in model.modules():
+        if isinstance(module, _AlwaysEval):
+            continue
+        if type(module) in _FROZEN:
+            module.__class__ = _FROZEN[type(module)]
+            module.requires_grad_(False)
+            module.eval()
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            raise TypeError(f"freeze_batchnorm handles nn.BatchNorm1d/2d/3d, got {type(module).__name__}")
+    return model
