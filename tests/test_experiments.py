@@ -1,4 +1,4 @@
-"""bnlib.experiments: the grid's rows and its JSON cache."""
+"""bnlib.experiments: the grid's rows, and its runs in the run cache."""
 
 import json
 
@@ -8,21 +8,12 @@ import pytest
 import torch
 
 import bnlib
-from bnlib import experiments
+from bnlib import cache, experiments, runs
+from bnlib.cache import config_key, full_config
 from bnlib.data import MNISTSplits
-from bnlib.experiments import (
-    CURVE_COLUMNS,
-    TABLE_COLUMNS,
-    Variant,
-    config_key,
-    curves_long,
-    derive_seeds,
-    fingerprint_data,
-    run_config,
-    run_grid,
-    write_json_atomic,
-)
+from bnlib.experiments import CURVE_COLUMNS, TABLE_COLUMNS, Variant, curves_long, derive_seeds, run_grid
 from bnlib.models import count_parameters
+from bnlib.runs import run_config
 from bnlib.train import History
 
 TINY = (Variant("plain", hidden=(8,)), Variant("bn", bn="before", hidden=(8,), dropout=0.5))
@@ -45,17 +36,17 @@ def grid(data, cache, **changes):
 
 
 def test_run_grid_gives_one_row_per_run(tiny_data, tmp_path):
-    runs = grid(tiny_data, tmp_path)
-    assert list(runs.columns) == TABLE_COLUMNS + CURVE_COLUMNS
-    assert list(zip(runs["variant"], runs["seed"], strict=True)) == [("plain", 7), ("plain", 8), ("bn", 7), ("bn", 8)]
-    assert not runs["cached"].any()
-    assert runs[["final_train_acc", "final_valid_acc", "test_acc", "best_valid_acc"]].stack().between(0, 100).all()
-    assert (runs["best_valid_acc"] >= runs["final_valid_acc"]).all()
-    assert np.allclose(runs["train_test_gap"], runs["final_train_acc"] - runs["test_acc"])
-    assert (runs["seconds_per_epoch"] > 0).all()
-    assert list(runs["num_params"]) == [count_parameters(variant.make_model()) for variant in TINY for _ in (7, 8)]
-    assert all(len(curve) == 2 for column in CURVE_COLUMNS for curve in runs[column])
-    assert runs["final_valid_acc"].tolist() == [curve[-1] for curve in runs["valid_acc_curve"]]
+    rows = grid(tiny_data, tmp_path)
+    assert list(rows.columns) == TABLE_COLUMNS + CURVE_COLUMNS
+    assert list(zip(rows["variant"], rows["seed"], strict=True)) == [("plain", 7), ("plain", 8), ("bn", 7), ("bn", 8)]
+    assert not rows["cached"].any()
+    assert rows[["final_train_acc", "final_valid_acc", "test_acc", "best_valid_acc"]].stack().between(0, 100).all()
+    assert (rows["best_valid_acc"] >= rows["final_valid_acc"]).all()
+    assert np.allclose(rows["train_test_gap"], rows["final_train_acc"] - rows["test_acc"])
+    assert (rows["seconds_per_epoch"] > 0).all()
+    assert list(rows["num_params"]) == [count_parameters(variant.make_model()) for variant in TINY for _ in (7, 8)]
+    assert all(len(curve) == 2 for column in CURVE_COLUMNS for curve in rows[column])
+    assert rows["final_valid_acc"].tolist() == [curve[-1] for curve in rows["valid_acc_curve"]]
     assert len(list(tmp_path.glob("*.json"))) == 4
 
 
@@ -82,7 +73,7 @@ def test_second_call_reads_the_cache_without_training(tiny_data, tmp_path, monke
     def fail(*args, **kwargs):
         raise AssertionError("train_model called although every run is cached")
 
-    monkeypatch.setattr(experiments, "train_model", fail)
+    monkeypatch.setattr(runs, "train_model", fail)
     second = grid(tiny_data, tmp_path)
     assert second["cached"].all()
     pd.testing.assert_frame_equal(first.drop(columns="cached"), second.drop(columns="cached"))
@@ -91,20 +82,19 @@ def test_second_call_reads_the_cache_without_training(tiny_data, tmp_path, monke
 def test_a_changed_configuration_trains_again(tiny_data, tmp_path, monkeypatch):
     grid(tiny_data, tmp_path)
     calls = []
-    original = experiments.train_model
-    monkeypatch.setattr(experiments, "train_model", lambda *args, **kw: calls.append(1) or original(*args, **kw))
-    runs = grid(tiny_data, tmp_path, num_epochs=1)
-    assert len(calls) == 4 and not runs["cached"].any()
+    original = runs.train_model
+    monkeypatch.setattr(runs, "train_model", lambda *args, **kw: calls.append(1) or original(*args, **kw))
+    rows = grid(tiny_data, tmp_path, num_epochs=1)
+    assert len(calls) == 4 and not rows["cached"].any()
     grid(tiny_data, tmp_path, seeds=[7], learning_rate=0.05)
     assert len(calls) == 6
 
 
 def test_cache_key_changes_with_every_part_of_the_configuration(tiny_data, monkeypatch):
-    fingerprint = fingerprint_data(tiny_data)
-    base = {"num_epochs": 2, "batch_size": 32, "learning_rate": 0.1, "data_fingerprint": fingerprint}
+    base = {"num_epochs": 2, "batch_size": 32, "learning_rate": 0.1}
 
-    def key(variant=TINY[0], seed=7, device_type="cpu", **changes):
-        return config_key(run_config(variant, seed, **{**base, **changes}, device_type=device_type))
+    def key(variant=TINY[0], seed=7, data=tiny_data, device="cpu", **changes):
+        return config_key(full_config(run_config(variant.options, seed=seed, **{**base, **changes}), data, device))
 
     reference = key()
     smaller = MNISTSplits(tiny_data.train, tiny_data.valid, (tiny_data.test[0][:-1], tiny_data.test[1][:-1]), "")
@@ -113,12 +103,13 @@ def test_cache_key_changes_with_every_part_of_the_configuration(tiny_data, monke
         key(variant=Variant("plain", hidden=(8,), bn="after")),
         key(variant=Variant("plain", hidden=(8,), bias=False)),
         key(variant=Variant("plain", hidden=(8,), dropout=0.1)),
+        key(variant=Variant("plain", hidden=(8,), init_std=0.05)),  # an argument the old grid key did not know
         key(seed=8),
         key(num_epochs=3),
         key(batch_size=64),
         key(learning_rate=0.01),
-        key(data_fingerprint=fingerprint_data(smaller)),
-        key(device_type="cuda"),
+        key(data=smaller),
+        key(device="meta"),
     ]
     monkeypatch.setattr(torch, "__version__", "0.0.1")
     changed.append(key())
@@ -128,39 +119,25 @@ def test_cache_key_changes_with_every_part_of_the_configuration(tiny_data, monke
     assert reference not in changed and len(set(changed)) == len(changed)
     monkeypatch.undo()
     assert key(variant=Variant("renamed", hidden=(8,))) == reference  # the display name is not configuration
-    assert key(variant=Variant("plain", hidden=(8,), bias=True)) == reference  # bias=None resolves to True here
+    assert key(variant=Variant("plain", hidden=[8], dropout=0)) == reference  # defaults spelled out: the same model
 
 
-def test_fingerprint_sees_a_changed_pixel(tiny_data):
-    images = tiny_data.train[0].clone()
-    images[0, 0, 0, 0] += 0.5
-    changed = MNISTSplits((images, tiny_data.train[1]), tiny_data.valid, tiny_data.test, tiny_data.source)
-    assert fingerprint_data(changed)["sha256"] != fingerprint_data(tiny_data)["sha256"]
-    assert fingerprint_data(tiny_data)["sizes"] == {"train": 128, "valid": 48, "test": 40}
-
-
-@pytest.mark.parametrize("error", [KeyboardInterrupt, OSError])
-def test_interrupted_write_leaves_no_partial_file(tmp_path, monkeypatch, error):
-    path = tmp_path / "run.json"
-    write_json_atomic(path, {"complete": True})
-
-    def dump_half_then_fail(record, file):
-        file.write('{"complete": fal')
-        raise error("stopped while writing")
-
-    monkeypatch.setattr(experiments.json, "dump", dump_half_then_fail)
-    with pytest.raises(error):
-        write_json_atomic(path, {"complete": False})
-    assert [child.name for child in tmp_path.iterdir()] == ["run.json"]  # no temporary file left behind
-    assert json.loads(path.read_text()) == {"complete": True}  # the old file, whole
+def test_a_notebook_run_with_the_same_settings_shares_the_grids_entry(tiny_data, tmp_path):
+    grid(tiny_data, tmp_path)
+    options = {"num_epochs": 2, "batch_size": 32, "learning_rate": 0.1, "data": tiny_data, "device": "cpu"}
+    single = runs.train_mlp_run({"hidden": (8,)}, seed=7, **options, cache_dir=tmp_path)
+    assert single.cached
 
 
 def test_grid_interrupted_while_writing_the_cache_trains_again(tiny_data, tmp_path, monkeypatch):
-    def fail(record, file):
-        file.write("{")
-        raise KeyboardInterrupt
+    writes = []
 
-    monkeypatch.setattr(experiments.json, "dump", fail)
+    def fail_on_the_json(descriptor):  # the first run's tensor file is written, then its JSON fails
+        writes.append(descriptor)
+        if len(writes) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(cache.os, "fsync", fail_on_the_json)
     with pytest.raises(KeyboardInterrupt):
         grid(tiny_data, tmp_path)
     assert list(tmp_path.iterdir()) == []
@@ -172,10 +149,10 @@ def test_interrupted_training_is_not_cached(tiny_data, tmp_path, monkeypatch):
     def interrupted(*args, **kwargs):
         return History(minibatch_loss=[2.3], train_acc=[10.0], valid_acc=[10.0], epoch_seconds=[0.1], interrupted=True)
 
-    monkeypatch.setattr(experiments, "train_model", interrupted)
+    monkeypatch.setattr(runs, "train_model", interrupted)
     with pytest.warns(UserWarning, match="Interrupted"):
-        runs = grid(tiny_data, tmp_path)
-    assert runs.empty and list(runs.columns) == TABLE_COLUMNS + CURVE_COLUMNS
+        rows = grid(tiny_data, tmp_path)
+    assert rows.empty and list(rows.columns) == TABLE_COLUMNS + CURVE_COLUMNS
     assert list(tmp_path.iterdir()) == []
 
 
@@ -183,8 +160,9 @@ def test_a_corrupt_cache_file_is_trained_again(tiny_data, tmp_path):
     grid(tiny_data, tmp_path, seeds=[7], variants=TINY[:1])
     (path,) = tmp_path.glob("*.json")
     path.write_text('{"config": ')
-    runs = grid(tiny_data, tmp_path, seeds=[7], variants=TINY[:1])
-    assert not runs["cached"].any() and json.loads(path.read_text())["config"]["seed"] == 7
+    with pytest.warns(UserWarning, match="Run cache"):
+        rows = grid(tiny_data, tmp_path, seeds=[7], variants=TINY[:1])
+    assert not rows["cached"].any() and json.loads(path.read_text())["config"]["config"]["seed"] == 7
 
 
 def test_a_cache_file_from_another_configuration_is_not_used(tiny_data, tmp_path):
@@ -192,17 +170,15 @@ def test_a_cache_file_from_another_configuration_is_not_used(tiny_data, tmp_path
     first, second = sorted(tmp_path.glob("*.json"))
     first_text, second_text = first.read_text(), second.read_text()
     first.write_text(second_text), second.write_text(first_text)  # each file now holds the other run
-    runs = grid(tiny_data, tmp_path, variants=TINY[:1])
-    assert not runs["cached"].any()
+    with pytest.warns(UserWarning, match="another configuration"):
+        rows = grid(tiny_data, tmp_path, variants=TINY[:1])
+    assert not rows["cached"].any()
 
 
-def test_cache_dir_comes_from_the_argument_then_the_environment(tmp_path, monkeypatch):
-    monkeypatch.setenv(experiments.CACHE_DIR_ENV, str(tmp_path / "env"))
-    assert experiments.resolve_cache_dir(tmp_path / "arg") == tmp_path / "arg"
-    assert experiments.resolve_cache_dir() == tmp_path / "env"
-    monkeypatch.delenv(experiments.CACHE_DIR_ENV)
-    assert experiments.resolve_cache_dir() == experiments.REPO_CACHE_DIR
-    assert experiments.REPO_CACHE_DIR.parent.name == "build"
+def test_grid_runs_go_to_the_run_cache_folder(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv(cache.CACHE_DIR_ENV, str(tmp_path / "env"))
+    grid(tiny_data, None, seeds=[7])
+    assert len(list((tmp_path / "env").glob("*.json"))) == 2
 
 
 @pytest.mark.parametrize(
@@ -213,7 +189,7 @@ def test_cache_dir_comes_from_the_argument_then_the_environment(tmp_path, monkey
         ({"seeds": [True]}, "seeds"),
         ({"variants": (TINY[0], TINY[0])}, "names must be unique"),
         ({"variants": ("plain",)}, "Variant"),
-        ({"workers": 0}, "workers must be a positive integer"),
+        ({"workers": 0}, "workers must be an integer >= 1"),
     ],
 )
 def test_run_grid_rejects_bad_arguments(tiny_data, tmp_path, changes, message):
