@@ -1,19 +1,22 @@
-"""What a grid of runs over seeds says: mean ± std per variant, and which differences exceed the seed-to-seed spread.
+"""What a grid of runs over seeds says: mean ± std per variant, Welch's t-test between variants, verdicts on claims.
 
-The rule (a rough screen, not a formal test): two variants differ when the difference of their
-means is larger than `factor` (2 by default) times their pooled standard deviation,
-pooled_std = sqrt(((n_a - 1) s_a² + (n_b - 1) s_b²) / (n_a + n_b - 2)).
+Two variants differ when Welch's two-sample t-test (`scipy.stats.ttest_ind(..., equal_var=False)`)
+rejects "equal means" at level ALPHA: the difference of the means is compared with its own
+standard error, sqrt(s_a²/n_a + s_b²/n_b), which shrinks as seeds are added.
 """
 
 import itertools
-import math
+from dataclasses import dataclass
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
-from matplotlib.ticker import MaxNLocator
+from scipy import optimize, stats
 
-RULE_FACTOR = 2.0
+from bnlib.checks import check_choice, check_integer, check_number
+from bnlib.config import FULL
+
+ALPHA = 0.05  # the test's level: how often two equal variants are called different
+POWER = 0.8  # the chance of detecting a difference that `detectable_difference` reports
 METRIC_LABELS = {
     "test_acc": "test accuracy (%)",
     "final_train_acc": "final train accuracy (%)",
@@ -22,6 +25,14 @@ METRIC_LABELS = {
     "train_test_gap": "train - test gap (points)",
     "seconds_per_epoch": "seconds per epoch",
 }
+EXPECTATIONS = ("same", "higher", "lower")  # what a claim says of a vs b
+VERDICTS = (
+    "consistent with our runs",  # no difference claimed, and the test finds none
+    "supported",  # the claimed direction, and the test rejects equal means
+    "not resolved",  # a direction claimed, but the test does not reject
+    "at odds with our runs",
+    "no overfitting to compare",  # a gap claim where the gaps are not both positive
+)
 
 
 def _check_runs(runs, metric):
@@ -60,121 +71,170 @@ def format_mean_std(summary, metrics=("test_acc", "train_test_gap"), decimals=2)
     return pd.DataFrame(columns, index=summary.index).assign(runs=summary["runs"])
 
 
-def pooled_std(values_a, values_b):
-    """Pooled standard deviation of two samples (each needs at least 2 values)."""
-    n_a, n_b = len(values_a), len(values_b)
-    if n_a < 2 or n_b < 2:
-        raise ValueError(f"each sample needs at least 2 values, got {n_a} and {n_b}")
-    variance = ((n_a - 1) * np.var(values_a, ddof=1) + (n_b - 1) * np.var(values_b, ddof=1)) / (n_a + n_b - 2)
-    return math.sqrt(variance)
-
-
-def compare_pair(runs, variant_a, variant_b, metric="test_acc", factor=RULE_FACTOR):
-    """A dict comparing two variants on `metric`: means, difference (a - b), pooled std, threshold, `exceeds`."""
+def compare_pair(runs, variant_a, variant_b, metric="test_acc", alpha=ALPHA):
+    """Welch's t-test of a vs b on `metric`: a dict with the means, the difference (a − b), its standard error,
+    the (1 − alpha) confidence interval of the difference, the p-value and `differs` (p < alpha)."""
     _check_runs(runs, metric)
+    check_number("alpha", alpha, 0, 1, low_open=True, high_open=True)
     values = {name: runs.loc[runs["variant"] == name, metric].to_numpy(float) for name in (variant_a, variant_b)}
     missing = [name for name, sample in values.items() if len(sample) == 0]
     if missing:
         raise ValueError(f"variant {missing[0]!r} is not in runs; variants: {list(runs['variant'].unique())}")
-    difference = values[variant_a].mean() - values[variant_b].mean()
-    spread = pooled_std(values[variant_a], values[variant_b])
+    sample_a, sample_b = values[variant_a], values[variant_b]
+    test = stats.ttest_ind(sample_a, sample_b, equal_var=False)
+    interval = test.confidence_interval(1 - alpha)
     return {
         "metric": metric,
         "a": variant_a,
         "b": variant_b,
-        "mean a": values[variant_a].mean(),
-        "mean b": values[variant_b].mean(),
-        "difference": difference,
-        "pooled std": spread,
-        "threshold": factor * spread,
-        "exceeds": bool(abs(difference) > factor * spread),
+        "mean a": sample_a.mean(),
+        "mean b": sample_b.mean(),
+        "difference": sample_a.mean() - sample_b.mean(),
+        "standard error": np.sqrt(sample_a.var(ddof=1) / len(sample_a) + sample_b.var(ddof=1) / len(sample_b)),
+        "ci low": interval.low,
+        "ci high": interval.high,
+        "p-value": test.pvalue,
+        "differs": bool(test.pvalue < alpha),
+        "alpha": alpha,
     }
 
 
-def compare_variants(runs, metric="test_acc", factor=RULE_FACTOR):
-    """Every pair of variants compared on `metric` (a is the one with the larger mean), largest ratio first."""
-    variants = list(runs["variant"].unique())
+def compare_variants(runs, metric="test_acc", alpha=ALPHA):
+    """Every pair of variants compared on `metric` (a is the one with the larger mean), smallest p-value first."""
     rows = []
-    for first, second in itertools.combinations(variants, 2):
-        row = compare_pair(runs, first, second, metric, factor)
-        rows.append(row if row["difference"] >= 0 else compare_pair(runs, second, first, metric, factor))
-    table = pd.DataFrame(rows)
-    table["difference / pooled std"] = table["difference"] / table["pooled std"]
-    return table.sort_values("difference / pooled std", ascending=False, ignore_index=True)
+    for first, second in itertools.combinations(runs["variant"].unique(), 2):
+        row = compare_pair(runs, first, second, metric, alpha)
+        rows.append(row if row["difference"] >= 0 else compare_pair(runs, second, first, metric, alpha))
+    return pd.DataFrame(rows).sort_values("p-value", ignore_index=True)
+
+
+def detectable_difference(std, num_seeds, alpha=ALPHA, power=POWER):
+    """The smallest true difference that `num_seeds` runs per variant detect with probability `power` at `alpha`.
+
+    For two variants with the same seed-to-seed `std`, from the t-test's noncentral t distribution
+    (df = 2 (n − 1)); Welch's test, which does not assume equal spreads, needs a little more.
+    """
+    check_number("std", std, 0, None)
+    num_seeds = check_integer("num_seeds", num_seeds, minimum=2)
+    check_number("power", power, alpha, 1, low_open=True, high_open=True)
+    df, standard_error = 2 * (num_seeds - 1), std * np.sqrt(2 / num_seeds)
+    critical = stats.t.ppf(1 - alpha / 2, df)
+
+    def missing_power(shift):  # shift: the true difference in standard errors; both tails as upper tails
+        return stats.nct.sf(critical, df, shift) + stats.nct.sf(critical, df, -shift) - power  # (nct.cdf gives NaN)
+
+    return optimize.brentq(missing_power, 0.0, 50.0) * standard_error  # 50 standard errors: power 1 for df >= 2
 
 
 def describe_pair(comparison, unit="points"):
-    """One sentence from `compare_pair`'s dict, saying whether the difference exceeds the rule."""
+    """One sentence from `compare_pair`'s dict: the difference, its confidence interval and what the test says."""
+    level = 1 - comparison["alpha"]
     verdict = (
-        "larger than the seed-to-seed spread"
-        if comparison["exceeds"]
-        else "within the seed-to-seed spread: these runs cannot tell the two apart"
+        f"the test rejects equal means at the {comparison['alpha']:.0%} level"
+        if comparison["differs"]
+        else "these runs cannot tell the two apart (which does not make them equal)"
     )
     return (
         f"{comparison['a']} ({comparison['mean a']:.2f}) vs {comparison['b']} ({comparison['mean b']:.2f}): "
-        f"difference {comparison['difference']:+.2f} {unit}, threshold {comparison['threshold']:.2f} → {verdict}."
+        f"difference {comparison['difference']:+.2f} {unit}, {level:.0%} confidence interval "
+        f"[{comparison['ci low']:+.2f}, {comparison['ci high']:+.2f}], p = {comparison['p-value']:.3f} → {verdict}."
     )
 
 
-def judge_claim(comparison, expected):
-    """How `compare_pair`'s result bears on a claim: `expected` 0 = no difference, +1 / -1 = a higher / lower than b.
-
-    Returns 'consistent', 'contradicted' or 'unresolved' (a claimed direction, but within the spread).
-    """
-    if expected not in (-1, 0, 1):
-        raise ValueError(f"expected must be -1, 0 or 1, got {expected!r}")
-    if expected == 0:
-        return "contradicted" if comparison["exceeds"] else "consistent"
-    if not comparison["exceeds"]:
-        return "unresolved"
-    return "consistent" if math.copysign(1, comparison["difference"]) == expected else "contradicted"
-
-
 def describe_comparisons(comparisons):
-    """Markdown from `compare_variants`' table: how many pairs exceed the rule, and which pairs do not."""
-    exceeding = int(comparisons["exceeds"].sum())
-    within = comparisons[~comparisons["exceeds"]]
-    text = f"{exceeding} of {len(comparisons)} pairs differ by more than the rule allows"
-    if within.empty:
-        return f"{text}; no pair is within the seed-to-seed spread."
-    pairs = "\n".join(f"- {row.a} vs {row.b} ({row.difference:+.2f})" for row in within.itertuples())
-    return f"{text}. Within the seed-to-seed spread (these runs cannot tell them apart):\n{pairs}"
+    """Markdown from `compare_variants`' table: how many pairs differ, and which pairs these runs cannot separate."""
+    alpha = comparisons["alpha"].iloc[0]
+    differing = int(comparisons["differs"].sum())
+    same = comparisons[~comparisons["differs"]]
+    text = f"{differing} of {len(comparisons)} pairs differ at the {alpha:.0%} level (Welch's t-test)"
+    if same.empty:
+        return f"{text}; every pair differs."
+    pairs = "\n".join(
+        f"- {row['a']} vs {row['b']} ({row['difference']:+.2f}, interval [{row['ci low']:+.2f}, {row['ci high']:+.2f}])"
+        for _, row in same.iterrows()
+    )
+    return f"{text}. These runs cannot tell apart:\n{pairs}"
 
 
-def plot_runs(runs, metric="test_acc", order=None, ax=None):
-    """Every run's `metric` as a point per variant, and the mean ± std as a bar with error bars; returns the Axes."""
-    ax = ax if ax is not None else plt.figure(figsize=(7, 4)).add_subplot()
-    order = list(order) if order is not None else list(runs["variant"].unique())
-    rng = np.random.default_rng(0)  # horizontal jitter only, so points of equal value stay visible
-    for position, variant in enumerate(order):
-        values = runs.loc[runs["variant"] == variant, metric].to_numpy(float)
-        jitter = rng.uniform(-0.12, 0.12, len(values))
-        first = position == 0  # label once for the legend
-        ax.scatter(values, position + jitter, s=18, color="tab:blue", alpha=0.7, label="one seed" if first else None)
-        mean, std = values.mean(), values.std(ddof=1)
-        ax.errorbar(mean, position, xerr=std, fmt="D", color="black", capsize=4, label="mean ± std" if first else None)
-    ax.set_yticks(range(len(order)), order)
-    ax.set_ylim(len(order) - 0.5, -0.5)  # first variant on top, like the table (set, not toggled: axes may be shared)
-    label = METRIC_LABELS.get(metric, metric)
-    ax.set(xlabel=label, title=f"{label[0].upper()}{label[1:]}: one dot per seed")
-    ax.grid(axis="x", alpha=0.3)
-    ax.legend(loc="best", fontsize="small")
-    return ax
+def gaps_show_overfitting(gap_a, gap_b):
+    """True when both train − test gaps are positive: only then do they measure overfitting that can be compared.
+
+    A negative gap means test accuracy above train accuracy: nothing overfits, and a more negative
+    gap is not "less overfitting".
+    """
+    return gap_a > 0 and gap_b > 0
 
 
-def plot_curves(curves, column="valid_acc", order=None, ax=None):
-    """Mean learning curve per variant over seeds with a ± std band, from `curves_long`'s table; returns the Axes."""
-    ax = ax if ax is not None else plt.figure(figsize=(7, 4)).add_subplot()
-    colors = {variant: f"C{index}" for index, variant in enumerate(curves["variant"].unique())}  # same in every plot
-    for variant in list(order) if order is not None else colors:
-        stats = curves[curves["variant"] == variant].groupby("epoch")[column].agg(["mean", "std"])
-        marker = "." if len(stats) <= 15 else None  # dots only where there are few epochs
-        ax.plot(stats.index, stats["mean"], marker=marker, color=colors[variant], label=variant)
-        low, high = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
-        ax.fill_between(stats.index, low, high, color=colors[variant], alpha=0.2)
-    labels = {"train_acc": "train accuracy (%)", "valid_acc": "validation accuracy (%)", "loss": "training loss"}
-    label = labels.get(column, column)
-    ax.set(xlabel="epoch", ylabel=label, title=f"{label[0].upper()}{label[1:]}, mean ± std over seeds")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.legend(fontsize="small", loc="lower right")
-    return ax
+def describe_gap_change(gap_before, gap_after, change):
+    """One sentence on what `change` did to the train − test gap, comparing the gaps only where both are positive."""
+    gaps = f"{gap_before:+.2f} → {gap_after:+.2f} points"
+    if not gaps_show_overfitting(gap_before, gap_after):
+        return (
+            f"The gaps ({gaps}) are not both positive: where test accuracy reaches train accuracy nothing "
+            f"overfits, so this run shows no overfitting for {change} to reduce."
+        )
+    return f"In this run {change} made the gap {'smaller' if gap_after < gap_before else 'not smaller'} ({gaps})."
+
+
+def judge_claim(comparison, expected):
+    """How `compare_pair`'s result bears on a claim that a is the "same" as, "higher" or "lower" than b.
+
+    No difference claimed: "consistent with our runs" unless the test rejects ("at odds with our runs").
+    A direction: "supported", "not resolved" (no rejection) or "at odds with our runs". Gaps are
+    compared only when both means are positive; else "no overfitting to compare".
+    """
+    check_choice("expected", expected, EXPECTATIONS)
+    if comparison["metric"] == "train_test_gap" and not gaps_show_overfitting(
+        comparison["mean a"], comparison["mean b"]
+    ):
+        return "no overfitting to compare"
+    if expected == "same":
+        return "at odds with our runs" if comparison["differs"] else "consistent with our runs"
+    if not comparison["differs"]:
+        return "not resolved"
+    higher = comparison["difference"] > 0
+    return "supported" if higher == (expected == "higher") else "at odds with our runs"
+
+
+@dataclass(frozen=True)
+class Claim:
+    """A statement about variants `a` and `b` on `metric`: a is the "same" as, "higher" or "lower" than b.
+
+    `asked_by` is "lecture" for what the lecture said, "us" for our own questions.
+    """
+
+    text: str
+    a: str
+    b: str
+    metric: str = "test_acc"
+    expected: str = "same"
+    asked_by: str = "lecture"
+
+    def __post_init__(self):
+        check_choice("expected", self.expected, EXPECTATIONS)
+        check_choice("asked_by", self.asked_by, ("lecture", "us"))
+
+
+def judge_claims(claims, runs, alpha=ALPHA):
+    """One row per claim: who asked, the comparison's numbers and the verdict (see `judge_claim`)."""
+    rows = []
+    for claim in claims:
+        comparison = compare_pair(runs, claim.a, claim.b, claim.metric, alpha)
+        rows.append({"claim": claim.text, "asked by": claim.asked_by, **comparison,
+                     "verdict": judge_claim(comparison, claim.expected)})
+    return pd.DataFrame(rows)
+
+
+def tally_verdicts(judged):
+    """Verdict counts over `judge_claims`' table with each (pair of variants, metric) counted once, at its first row."""
+    pairs = [(frozenset((row.a, row.b)), row.metric) for row in judged.itertuples()]
+    first = ~pd.Series(pairs, index=judged.index).duplicated()
+    return judged.loc[first, "verdict"].value_counts().reindex(VERDICTS, fill_value=0)
+
+
+def run_caveat(num_epochs, fallback):
+    """What verdicts from runs unlike the lecture's (fewer epochs, or the fallback data) must say; "" for full runs."""
+    if num_epochs >= FULL.num_epochs and not fallback:
+        return ""
+    data = "the small fallback sample" if fallback else "full MNIST"
+    return f"caveat: from {num_epochs}-epoch runs on {data}, not the lecture's {FULL.num_epochs} epochs on full MNIST"

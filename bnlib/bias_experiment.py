@@ -1,0 +1,120 @@
+"""Notebook 02's experiment: a Linear bias before BatchNorm matters in eval mode only until the running mean absorbs it.
+
+Two BatchNorm MLPs with identical weights, one with a bias in its first Linear, train on the same
+batches. In train mode their outputs agree; in eval mode the running means differ by
+b · (1 − (1 − momentum)^t) after t steps (PyTorch's rule, running_mean starting at 0).
+"""
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from bnlib.checks import check_integer, check_number
+from bnlib.data import TensorLoader
+from bnlib.models import make_mlp
+from bnlib.runtime import device as best_device
+from bnlib.runtime import seed_everything
+from bnlib.train import train_one_epoch
+
+
+def make_bias_pair(seed, bias_std=1.0, **model_options):
+    """{"with bias": model, "without bias": model}: BatchNorm before ReLU, identical weights, different biases.
+
+    The first Linear's bias of "with bias" is drawn from N(0, bias_std²), larger than PyTorch's
+    default, so that its effect is easy to see; "without bias" has no Linear bias before BatchNorm.
+    """
+    check_number("bias_std", bias_std, 0, None, low_open=True)
+    seed_everything(seed)
+    pair = {name: make_mlp(bn="before", bias=bias, **model_options)
+            for name, bias in (("with bias", True), ("without bias", False))}
+    pair["without bias"].load_state_dict(pair["with bias"].state_dict(), strict=False)  # all but the biases
+    with torch.no_grad():
+        first_linear(pair["with bias"]).bias.normal_(0.0, bias_std)
+    return pair
+
+
+def first_linear(model):
+    return next(layer for layer in model if isinstance(layer, nn.Linear))
+
+
+def first_batchnorm(model):
+    return next(layer for layer in model if isinstance(layer, nn.BatchNorm1d))
+
+
+class EvalSnapshots:
+    """An `on_batch` callback: after every step, the first BatchNorm's running statistics and eval logits of `probe`."""
+
+    def __init__(self, probe):
+        self.probe = probe
+        self.running_means, self.running_vars, self.logits = [], [], []
+
+    @torch.no_grad()
+    def __call__(self, model, step):
+        model.eval()
+        self.logits.append(model(self.probe))
+        model.train()  # the next training step needs train mode
+        norm = first_batchnorm(model)
+        self.running_means.append(norm.running_mean.clone())
+        self.running_vars.append(norm.running_var.clone())
+
+
+@dataclass
+class BiasTrace:
+    """What `trace_bias_pair` measured, one entry per training step t = 1..T."""
+
+    measured: torch.Tensor  # (T,) (running_mean with − without bias), as a fraction of b (least squares)
+    expected: torch.Tensor  # (T,) 1 − (1 − momentum)^t, PyTorch's rule from running_mean = 0
+    logit_gap: torch.Tensor  # (T,) largest |difference| of the two models' eval logits on the probe batch
+    running_var_gap: float  # largest |difference| of running_var over all steps (a shift leaves a variance alone)
+
+    @property
+    def steps(self):
+        return torch.arange(1, len(self.measured) + 1)
+
+
+def fraction_of(differences, bias):
+    """Least-squares fit of each row of `differences` (T, C) as a multiple of `bias` (C,): (T,)."""
+    return differences @ bias / (bias @ bias)
+
+
+def trace_bias_pair(pair, data, *, batch_size, learning_rate, seed, min_steps=100, device=None):
+    """Train both models of `make_bias_pair` on the same batches (SGD) for at least `min_steps` steps; a BiasTrace.
+
+    The probe is the first `batch_size` validation images, scored in eval mode after every step.
+    """
+    check_integer("min_steps", min_steps, minimum=1)
+    check_number("learning_rate", learning_rate, 0, None, low_open=True)
+    device = torch.device(device) if device is not None else best_device()
+    probe = data.valid[0][:batch_size].to(device)
+    bias = first_linear(pair["with bias"]).bias.detach().clone().to(device)
+    snapshots = {}
+    for name, model in pair.items():
+        loader = TensorLoader(*data.train, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+        snapshots[name] = train_with_snapshots(model, loader, probe, learning_rate, seed, min_steps, device)
+    with_bias, without_bias = snapshots["with bias"], snapshots["without bias"]
+
+    def differences(attribute):  # (T, ...) with-bias minus without-bias, one row per step
+        return torch.stack(getattr(with_bias, attribute)) - torch.stack(getattr(without_bias, attribute))
+
+    momentum = first_batchnorm(pair["with bias"]).momentum
+    steps = torch.arange(1, len(with_bias.logits) + 1)
+    return BiasTrace(
+        measured=fraction_of(differences("running_means"), bias).cpu(),
+        expected=1 - (1 - momentum) ** steps,
+        logit_gap=differences("logits").abs().amax(dim=(1, 2)).cpu(),  # (T, N, classes) -> (T,)
+        running_var_gap=differences("running_vars").abs().max().item(),
+    )
+
+
+def train_with_snapshots(model, loader, probe, learning_rate, seed, min_steps, device):
+    """SGD for whole epochs of `loader` until at least `min_steps` steps; the EvalSnapshots taken after each step."""
+    torch.manual_seed(seed)
+    model.to(device)
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    snapshots, step = EvalSnapshots(probe), 0
+    for _ in range(math.ceil(min_steps / len(loader))):
+        step = train_one_epoch(model, loader, optimizer, device, step=step, on_batch=snapshots)
+    model.eval()
+    return snapshots
