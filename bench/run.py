@@ -97,6 +97,11 @@ def measure_suites(args, results):
     from bench.suite import time_suites
 
     results.update(time_suites(full=args.suite == "full", log=log))
+    if results.get("warm_cell_s_per_notebook") is not None:
+        slowest = results["slowest_cell_warm"]
+        log(f"  warm cache: {results['warm_cell_s_per_notebook']:.1f} s of cells per notebook (floor "
+            f"{results['floor_cell_s']:.1f} s); slowest cell {slowest['notebook']} #{slowest['cell']}, "
+            f"{slowest['seconds']:.1f} s")
     results["notes"] += [f"{error}: its time is not a valid measure" for error in results.get("suite_errors", [])]
 
 

@@ -1,11 +1,14 @@
-"""Wall time and peak memory of the notebook suite, executed by nbconvert in a child process."""
+"""Wall time, cell time and peak memory of the notebook suite, executed by nbconvert in a child process."""
 
 import os
 import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime
 from pathlib import Path
+
+import nbformat
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
@@ -47,33 +50,87 @@ def run_measured(command, env):
     return seconds, peak * scale / 2**20, code
 
 
-def run_suite(quick, cache_dir, notebooks=None, log=print):
-    """{"seconds", "peak_rss_mb", "failed", "per_notebook_s"} of the notebooks, each in its own nbconvert.
+def cell_seconds(notebook):
+    """{cell index: seconds} of an executed notebook's code cells, from nbclient's timing in the cell metadata."""
+    seconds = {}
+    for index, cell in enumerate(notebook.cells):
+        timing = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            start, end = (datetime.fromisoformat(timing[key].replace("Z", "+00:00"))
+                          for key in ("iopub.execute_input", "shell.execute_reply"))  # fmt: skip
+            seconds[index] = (end - start).total_seconds()
+    return seconds
 
-    One process per notebook (a second or two more in all) says which notebook the time goes to;
-    `cache_dir` is the experiment cache (BNLIB_CACHE_DIR) they share.
+
+FLOOR_CELLS = ("import bnlib\nfrom bnlib.data import load_mnist", "data = load_mnist()\nprint(data.source)")
+
+
+def write_floor_notebook(folder):
+    """An otherwise empty notebook that imports bnlib and loads MNIST: the least a notebook costs."""
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source) for source in FLOOR_CELLS])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    path = Path(folder) / "00_floor.ipynb"
+    nbformat.write(notebook, path)
+    return path
+
+
+def run_suite(quick, cache_dir, notebooks=None, log=print):
+    """Wall and cell times of the notebooks, each in its own nbconvert; peak memory and failures.
+
+    Keys: seconds (wall, all notebooks), peak_rss_mb, failed, per_notebook_s (wall), cell_s (the
+    sum of each notebook's cell times), slowest_cell ({notebook, cell, seconds}: cell is the
+    index in the notebook's cells). `cache_dir` is the run cache (BNLIB_CACHE_DIR) they share.
     """
     notebooks = notebooks if notebooks is not None else sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-    env = os.environ | {"BNLIB_QUICK": "1" if quick else "0", "BNLIB_CACHE_DIR": str(cache_dir)}
-    result = {"seconds": 0.0, "peak_rss_mb": 0.0, "failed": [], "per_notebook_s": {}}
+    env = os.environ | {"BNLIB_QUICK": "1" if quick else "0", "BNLIB_CACHE_DIR": str(cache_dir), "BNLIB_LIVE": "0"}
+    result = {"seconds": 0.0, "peak_rss_mb": 0.0, "failed": [], "per_notebook_s": {}, "cell_s": {},
+              "slowest_cell": None}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bnlib-bench-notebooks-") as output_dir:
-        for notebook in notebooks:
+        for notebook in map(Path, notebooks):
             seconds, peak, code = run_measured(nbconvert_command([notebook], output_dir), env)
-            log(f"    {Path(notebook).name}: {seconds:.1f} s, peak RSS {peak:.0f} MB, exit code {code}")
+            executed = Path(output_dir) / notebook.name
+            cells = cell_seconds(nbformat.read(executed, as_version=4)) if executed.exists() else {}
+            log(f"    {notebook.name}: {seconds:.1f} s wall, {sum(cells.values()):.1f} s in cells, "
+                f"peak RSS {peak:.0f} MB, exit code {code}")  # fmt: skip
             result["seconds"] += seconds
             result["peak_rss_mb"] = max(result["peak_rss_mb"], peak)
             if code != 0:
-                result["failed"].append(f"{Path(notebook).name} (exit code {code})")
-            result["per_notebook_s"][Path(notebook).name] = seconds
+                result["failed"].append(f"{notebook.name} (exit code {code})")
+            result["per_notebook_s"][notebook.name] = seconds
+            result["cell_s"][notebook.name] = sum(cells.values())
+            if cells:
+                index = max(cells, key=cells.get)
+                if result["slowest_cell"] is None or cells[index] > result["slowest_cell"]["seconds"]:
+                    result["slowest_cell"] = {"notebook": notebook.name, "cell": index, "seconds": cells[index]}
     return result
 
 
-def time_suites(full, log=print):
-    """Quick suite from an empty cache; with `full`, the full suite from an empty cache and again warm.
+def time_floor(cache_dir, log=print):
+    """{floor_wall_s, floor_cell_s}: an otherwise empty notebook that imports bnlib and loads MNIST."""
+    with tempfile.TemporaryDirectory(prefix="bnlib-bench-floor-") as folder:
+        log("floor: a notebook that only imports bnlib and loads MNIST ...")
+        run = run_suite(False, cache_dir, [write_floor_notebook(folder)], log=log)
+    return {"floor_wall_s": run["seconds"], "floor_cell_s": sum(run["cell_s"].values())}
 
-    Keys: quick_suite_s, quick_peak_rss_mb, and with `full` also full_suite_s, full_suite_warm_s and
-    peak_rss_mb (the cold full run, the one that trains); per notebook in suite_per_notebook_s; failed
-    notebooks in suite_errors.
+
+def _warm_keys(run):
+    """The class-mode figures of a full run with a warm cache."""
+    cell_s = run["cell_s"]
+    slowest = run["slowest_cell"]
+    return {
+        "warm_cell_s_per_notebook": sum(cell_s.values()) / len(cell_s) if cell_s else None,
+        "slowest_cell_warm_s": slowest["seconds"] if slowest else None,
+        "slowest_cell_warm": slowest,
+    }
+
+
+def time_suites(full, log=print):
+    """Quick suite from an empty cache; with `full`, the full suite from an empty cache, then again warm.
+
+    Keys: quick_suite_s, quick_slowest_notebook_s, quick_peak_rss_mb; with `full` also full_suite_s,
+    full_suite_warm_s, peak_rss_mb (the cold full run, the one that trains), warm_cell_s_per_notebook,
+    slowest_cell_warm_s and slowest_cell_warm, floor_wall_s and floor_cell_s; per notebook the wall
+    time in suite_per_notebook_s and the cell time in suite_cell_s_per_notebook; failures in suite_errors.
     """
     results = {}
     runs = [("quick", True, "quick_suite_s")]
@@ -85,12 +142,18 @@ def time_suites(full, log=print):
             log(f"notebook suite, {label} (cache {cache}, {'warm' if cache.exists() else 'empty'}) ...")
             run = run_suite(quick, cache, log=log)
             results.setdefault("suite_per_notebook_s", {})[key] = run["per_notebook_s"]
+            results.setdefault("suite_cell_s_per_notebook", {})[key] = run["cell_s"]
             if run["failed"]:
                 results.setdefault("suite_errors", []).append(f"{label} suite: failed {', '.join(run['failed'])}")
             results[key] = run["seconds"]
             if key == "quick_suite_s":
                 results["quick_peak_rss_mb"] = run["peak_rss_mb"]
+                results["quick_slowest_notebook_s"] = max(run["per_notebook_s"].values(), default=None)
             elif key == "full_suite_s":
                 results["peak_rss_mb"] = run["peak_rss_mb"]
+            else:
+                results |= _warm_keys(run)
             log(f"  {run['seconds']:.1f} s, peak RSS {run['peak_rss_mb']:.0f} MB, {len(run['failed'])} failed")
+        if full:
+            results |= time_floor(Path(temporary) / "full", log=log)
     return results
