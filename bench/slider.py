@@ -1,10 +1,13 @@
-"""Latency of the momentum explorer: set its momentum slider, let it update, draw the figure; in ms."""
+"""Latency of the momentum explorer: set its momentum slider, let it update, draw the figure; in ms.
+
+Timed twice on one recording: with ipympl's widget canvas (the lecture's set-up) and with the image
+fallback used where ipympl is missing (the figure re-rendered as a PNG into an ipywidgets.Image).
+"""
 
 import time
 
 import numpy as np
 
-from bench.measure import median, percentile
 from bnlib.data import TensorLoader, get_dataloaders, load_mnist
 from bnlib.models import make_mlp
 from bnlib.runtime import seed_everything
@@ -13,12 +16,12 @@ from bnlib.train import train_model
 WARM_UP_UPDATES = 3  # the first draws fill matplotlib's text and path caches
 
 
-def use_ipympl():
-    """Draw through ipympl, the backend the lecture's `%matplotlib widget` uses; False when it is not installed."""
-    import matplotlib
+def use_backend(name):
+    """Draw through `name` ("module://ipympl.backend_nbagg" or "Agg"); False when it cannot be loaded."""
+    import matplotlib.pyplot as plt
 
     try:
-        matplotlib.use("module://ipympl.backend_nbagg")
+        plt.switch_backend(name)
     except ImportError:
         return False
     return True
@@ -26,7 +29,7 @@ def use_ipympl():
 
 def record_run(num_epochs, batch_size=256, seed=123, device=None):
     """(recorder, loaders): the lecture's BN model trained `num_epochs` as in notebook 04, batch statistics recorded."""
-    from bnlib.stats import BatchStatsRecorder, checkpoint_steps
+    from bnlib.recording import BatchStatsRecorder, checkpoint_steps
 
     train, valid, test = get_dataloaders(batch_size, seed=seed, device=device)
     population = TensorLoader(*load_mnist().train, 10_000, device=device)  # the whole training split
@@ -68,32 +71,42 @@ def time_updates(explorer, values):
     return timings
 
 
-def time_slider(num_epochs=50, updates=60, device=None, log=print):
-    """{slider_ms_median, slider_ms_p95, ...} of `updates` slider moves on a `num_epochs` recording."""
-    ipympl = use_ipympl()
+def time_explorer(recorder, loaders, values, device=None):
+    """(milliseconds per update after the warm-up, seconds to build the explorer) for the current backend."""
     from bnlib.widgets import momentum_explorer
 
     start = time.perf_counter()
+    explorer = momentum_explorer(recorder, loaders["test"], loaders["population"],
+                                 steps_per_epoch=len(loaders["train"]), device=device)
+    setup_s = time.perf_counter() - start
+    return time_updates(explorer, values)[WARM_UP_UPDATES:], setup_s
+
+
+def time_slider(num_epochs=50, updates=60, device=None, log=print):
+    """{slider_ms_median, slider_ms_p95, slider_fallback_ms_median, ...} of `updates` moves on a `num_epochs` run."""
+    start = time.perf_counter()
     recorder, loaders = record_run(num_epochs, device=device)
     recording_s = time.perf_counter() - start
-    log(f"  recorded {recorder.steps} steps ({num_epochs} epochs) in {recording_s:.1f} s; building the explorer ...")
-    start = time.perf_counter()
-    steps_per_epoch = len(loaders["train"])
-    explorer = momentum_explorer(recorder, loaders["test"], loaders["population"], steps_per_epoch=steps_per_epoch,
-                                 device=device)
-    setup_s = time.perf_counter() - start
+    log(f"  recorded {recorder.steps} steps ({num_epochs} epochs) in {recording_s:.1f} s; building the explorers ...")
     values = slider_values(updates + WARM_UP_UPDATES)
-    timings = time_updates(explorer, values)[WARM_UP_UPDATES:]
+    ipympl = use_backend("module://ipympl.backend_nbagg")
+    timings, setup_s = time_explorer(recorder, loaders, values, device)
+    use_backend("Agg")
+    fallback, fallback_setup_s = time_explorer(recorder, loaders, values, device)
     return {
-        "slider_ms_median": median(timings),
-        "slider_ms_p95": percentile(timings, 95),
+        "slider_ms_median": float(np.median(timings)),
+        "slider_ms_p95": float(np.percentile(timings, 95)),
+        "slider_fallback_ms_median": float(np.median(fallback)),
+        "slider_fallback_ms_p95": float(np.percentile(fallback, 95)),
         "slider": {
-            "backend": "ipympl" if ipympl else "Agg, PNG re-rendered (static fallback)",
+            "backend": "ipympl" if ipympl else "Agg, PNG re-rendered (ipympl not installed)",
             "epochs": num_epochs,
             "steps": recorder.steps,
             "updates": len(timings),
             "recording_s": recording_s,
             "explorer_setup_s": setup_s,
             "ms": timings,
+            "fallback_explorer_setup_s": fallback_setup_s,
+            "fallback_ms": fallback,
         },
     }

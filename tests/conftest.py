@@ -20,6 +20,30 @@ def full_mnist_root():
     return root
 
 
+@pytest.fixture(scope="session")
+def recorded_run(mnist):
+    """A small BN MLP (32 and 16 units, BN before ReLU, dropout 0.2) trained 3 epochs of 32 steps on 2,048 images.
+
+    Every step's batch statistics are recorded, weights kept at checkpoint_steps(32, 3). Shared by the
+    statistics and explorer tests: treat `model` as read-only (copy it before changing it).
+    """
+    from types import SimpleNamespace
+
+    from bnlib.data import TensorLoader
+    from bnlib.models import make_mlp
+    from bnlib.recording import BatchStatsRecorder, checkpoint_steps
+    from bnlib.train import train_model
+
+    images, labels = (tensor[:2048] for tensor in mnist.train)
+    train = TensorLoader(images, labels, 64, shuffle=True, seed=0, drop_last=True)
+    torch.manual_seed(0)
+    model = make_mlp((32, 16), bn="before", dropout=0.2)
+    with BatchStatsRecorder(model, keep_weights_at=checkpoint_steps(len(train), 3)) as recorder:
+        train_model(model, 3, train, TensorLoader(images, labels, 512), progress=False, device="cpu",
+                    on_batch=recorder, seed=0)
+    return SimpleNamespace(model=model, recorder=recorder, images=images, labels=labels, steps_per_epoch=len(train))
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """Tiny models train many times faster on one thread when the two cores are shared (see the Makefile)."""

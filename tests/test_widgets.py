@@ -1,5 +1,7 @@
 """The momentum explorer driven headless: set the controls, read back the plotted data and the readout."""
 
+import base64
+
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
@@ -7,27 +9,23 @@ import pytest
 import torch
 from ipywidgets import DOMWidget, Widget
 
-from bnlib import stats, widgets
+from bnlib import explorer_figure, widgets
+from bnlib.backend import ipympl_active
 from bnlib.data import TensorLoader
-from bnlib.models import make_mlp
-from bnlib.train import train_model
+from bnlib.evaluation import evaluate_with_stats
+from bnlib.population import population_stats
+from bnlib.recording import checkpoint_steps
+from bnlib.running import replay_running_stats, running_stats_at
 
 STEPS_PER_EPOCH = 32
 TOLERANCE = {"rtol": 1e-10, "atol": 1e-12}  # the plot holds the replayed float64 values themselves
 
 
 @pytest.fixture(scope="module")
-def run(mnist):
-    """A small BN model (units 32 and 16) trained for 3 epochs of 32 steps, recorded, plus its loaders."""
-    images, labels = mnist.train
-    train = TensorLoader(images[:2048], labels[:2048], 64, shuffle=True, seed=0, drop_last=True)
-    population = TensorLoader(images[:2048], labels[:2048], 1024)
+def run(recorded_run, mnist):
+    """(recorder, test loader, population loader) of the shared recorded run (3 epochs of 32 steps, units 32 and 16)."""
     test = TensorLoader(*(tensor[:1000] for tensor in mnist.test), 250)
-    torch.manual_seed(0)
-    model = make_mlp((32, 16), bn="before")
-    with stats.BatchStatsRecorder(model, stats.checkpoint_steps(STEPS_PER_EPOCH, 3)) as recorder:
-        train_model(model, 3, train, population, progress=False, device="cpu", on_batch=recorder)
-    return recorder, test, population
+    return recorded_run.recorder, test, TensorLoader(recorded_run.images, recorded_run.labels, 1024)
 
 
 @pytest.fixture
@@ -38,8 +36,8 @@ def explorer(run):
 
 def expected_readout_accuracy(recorder, test, step, momentum):
     kept = recorder.nearest_kept_step(step)
-    layer_stats = stats.running_stats_at(recorder.recording, kept, momentum)
-    return stats.evaluate_with_stats(recorder.model_at(kept), test, layer_stats)
+    layer_stats = running_stats_at(recorder.recording, kept, momentum)
+    return evaluate_with_stats(recorder.model_at(kept), test, layer_stats)
 
 
 def test_controls_and_defaults(explorer, run):
@@ -48,7 +46,7 @@ def test_controls_and_defaults(explorer, run):
     assert explorer.momentum.value == pytest.approx(0.1)
     assert (10**explorer.momentum.min, 10**explorer.momentum.max) == (0.001, 1.0)
     assert explorer.cumulative.value is False and explorer.current_momentum == pytest.approx(0.1)
-    assert list(explorer.layer.options) == ["2", "5"] and explorer.unit.max == 31
+    assert list(explorer.layer.options) == ["2", "6"] and explorer.unit.max == 31
     assert explorer.step.value == explorer.step.max == recorder.steps == 96
     assert explorer.figure.canvas is explorer.canvas
     accuracy = expected_readout_accuracy(recorder, run[1], 96, explorer.momentum.value)
@@ -58,11 +56,11 @@ def test_controls_and_defaults(explorer, run):
 def test_momentum_slider_redraws_the_replayed_statistics_in_place(explorer, run):
     recorder, test, _ = run
     lines_before = [list(panel.axes.lines) for panel in explorer.panels.values()]
-    explorer.layer.value, explorer.unit.value, explorer.step.value = "5", 3, 40
+    explorer.layer.value, explorer.unit.value, explorer.step.value = "6", 3, 40
     explorer.momentum.value = 0.01
     assert explorer.unit.max == 15
-    layer = recorder.recording["5"]
-    running_mean, running_var = stats.replay_running_stats(layer.mean[:, 3], layer.var[:, 3], 0.01)
+    layer = recorder.recording["6"]
+    running_mean, running_var = replay_running_stats(layer.mean[:, 3], layer.var[:, 3], 0.01)
     for key, expected in (("mean", running_mean), ("var", running_var)):
         panel = explorer.panels[key]
         x, y = panel.running.get_data()
@@ -75,7 +73,7 @@ def test_momentum_slider_redraws_the_replayed_statistics_in_place(explorer, run)
         assert panel.axes.get_xlim() == (0, 40)
     assert [list(panel.axes.lines) for panel in explorer.panels.values()] == lines_before, "artists are reused"
     accuracy = expected_readout_accuracy(recorder, test, 40, 0.01)
-    assert "step 32 (nearest kept weights to step 40)" in explorer.readout.value
+    assert "the weights kept at step 32, the recorded step nearest to step 40," in explorer.readout.value
     assert f"momentum 0.01: {accuracy:.2f} %" in explorer.readout.value
     assert "step 40 of 96 (epoch 1.25)" in explorer.caption.value
 
@@ -97,7 +95,7 @@ def test_cumulative_toggle_replays_momentum_none(explorer, run):
     explorer.cumulative.value = True
     assert explorer.current_momentum is None and explorer.momentum.disabled
     layer = recorder.recording["2"]
-    running_mean, running_var = stats.replay_running_stats(layer.mean[:, 0], layer.var[:, 0], None)
+    running_mean, running_var = replay_running_stats(layer.mean[:, 0], layer.var[:, 0], None)
     torch.testing.assert_close(
         torch.as_tensor(explorer.panels["mean"].running.get_data()[1]), running_mean[:65], **TOLERANCE
     )
@@ -139,20 +137,20 @@ def test_dots_are_thinned_but_the_running_line_is_exact(run):
 
 def test_reference_is_the_population_at_kept_steps(explorer, run):
     recorder, _, population = run
-    steps, means, variances = explorer.reference["5"]
+    steps, means, variances = explorer.reference["6"]
     assert list(steps) == sorted(recorder.weights)  # 10 kept steps, fewer than max_reference_steps
-    expected = stats.population_stats(recorder.model_at(32), population)["5"]
+    expected = population_stats(recorder.model_at(32), population)["6"]
     index = list(steps).index(32)
     torch.testing.assert_close(torch.as_tensor(means[index]), expected.mean, **TOLERANCE)
     torch.testing.assert_close(torch.as_tensor(variances[index]), expected.var, **TOLERANCE)
-    explorer.layer.value = "5"
+    explorer.layer.value = "6"
     x, y = explorer.panels["var"].reference.get_data()
     np.testing.assert_array_equal(x, steps)
     np.testing.assert_array_equal(y, variances[:, 0])
 
 
 def test_reference_steps_thins_log_evenly():
-    kept = stats.checkpoint_steps(210, 50)
+    kept = checkpoint_steps(210, 50)
     chosen = widgets.reference_steps(kept, 16)
     assert len(chosen) <= 16 and chosen[0] == 0 and chosen[-1] == kept[-1]
     assert set(chosen) <= set(kept) and chosen[:5] == kept[:5]
@@ -162,7 +160,7 @@ def test_errors_are_shown_in_the_output(explorer, monkeypatch):
     def fail(*args, **kwargs):
         raise RuntimeError("replay failed")
 
-    monkeypatch.setattr(stats, "replay_running_average", fail)
+    monkeypatch.setattr(explorer_figure.running, "replay_running_average", fail)
     explorer.momentum.value = 0.5
     assert isinstance(explorer.last_error, RuntimeError)
     assert "replay failed" in explorer.output.outputs[-1]["text"]
@@ -172,7 +170,7 @@ def test_errors_are_shown_in_the_output(explorer, monkeypatch):
 
 
 def test_static_fallback_renders_a_png(explorer):
-    assert not widgets.ipympl_active()
+    assert not ipympl_active()
     assert explorer.image in explorer.children and bytes(explorer.image.value)[:4] == b"\x89PNG"
 
 
@@ -228,3 +226,13 @@ def test_screen_draws_reuse_the_background_and_still_show_everything(explorer, m
     drawn = pixels()
     assert figure._background is not background
     np.testing.assert_array_equal(drawn, full_draw_pixels())
+
+
+def test_the_output_carries_a_png_of_the_current_state_beside_the_widget_view(explorer):
+    explorer.momentum.value = 0.003
+    bundle = explorer._repr_mimebundle_()
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == explorer.model_id
+    png = base64.b64decode(bundle["image/png"])
+    assert png[:4] == b"\x89PNG" and png == bytes(explorer.image.value)  # the state the fallback image shows
+    explorer.momentum.value = 1.0
+    assert base64.b64decode(explorer._repr_mimebundle_()["image/png"]) != png
