@@ -1,0 +1,59 @@
+"""What each freezing choice lets change when fine-tuning, and the cached fine-tuning run."""
+
+import pytest
+import torch
+
+from bnlib.data import MNISTSplits
+from bnlib.fine_tuning import FREEZE_CHOICES, fine_tuned_run, prepare_fine_tuning
+from bnlib.models import make_mlp
+
+
+@pytest.fixture
+def tiny_data():
+    generator = torch.Generator().manual_seed(0)
+
+    def split(count):
+        return torch.rand(count, 1, 28, 28, generator=generator), torch.randint(0, 10, (count,), generator=generator)
+
+    return MNISTSplits(train=split(64), valid=split(16), test=split(32), source="random")
+
+
+def _changed(before, after):
+    return {name for name, tensor in before.state_dict().items() if not torch.equal(tensor, after.state_dict()[name])}
+
+
+RUNNING = {"2.running_mean", "2.running_var", "2.num_batches_tracked",
+           "5.running_mean", "5.running_var", "5.num_batches_tracked"}  # fmt: skip
+GAMMA_BETA = {"2.weight", "2.bias", "5.weight", "5.bias"}
+HEAD = {"7.weight", "7.bias"}
+
+
+@pytest.mark.parametrize(
+    "choice, expected",
+    [
+        ("naive freeze", RUNNING | HEAD),
+        ("BatchNorm frozen", HEAD),
+        ("full fine-tuning", RUNNING | GAMMA_BETA | HEAD | {"1.weight", "4.weight"}),
+    ],
+)
+def test_what_each_choice_changes(tiny_data, tmp_path, monkeypatch, choice, expected):
+    monkeypatch.setenv("BNLIB_CACHE_DIR", str(tmp_path))
+    torch.manual_seed(0)
+    pretrained = make_mlp(bn="before").eval()
+    arguments = {"data": tiny_data, "num_labelled": 64, "num_epochs": 2, "batch_size": 16, "learning_rate": 0.1,
+                 "seed": 1, "device": "cpu"}  # fmt: skip
+    model, record = fine_tuned_run(pretrained, {"name": "random init"}, choice, "inverted", **arguments)
+    assert _changed(pretrained, model) == expected
+    assert not record["cached"] and not pretrained.training
+    again, read = fine_tuned_run(pretrained, {"name": "random init"}, choice, "inverted", **arguments)
+    assert read == {**record, "cached": True}
+    assert _changed(model, again) == set()
+
+
+def test_prepare_fine_tuning_returns_the_trained_parameters():
+    model = make_mlp(bn="before")
+    assert [tuple(p.shape) for p in prepare_fine_tuning(model, "naive freeze")] == [(10, 45), (10,)]
+    assert sum(p.requires_grad for p in model.parameters()) == 2
+    with pytest.raises(ValueError, match="choice must be one of"):
+        prepare_fine_tuning(model, "freeze everything")
+    assert len(FREEZE_CHOICES) == 3
