@@ -60,13 +60,13 @@ def fingerprint_data(data):
     return {"sizes": sizes, "sha256": digest.hexdigest()}
 
 
-def full_config(config, data=None, device=None):
-    """`config` with what the caller does not pass: data fingerprint, device type, torch and bnlib versions."""
+def full_config(config, data_fingerprint=None, device=None):
+    """`config` with what the caller does not pass: the data's fingerprint, device type, torch and bnlib versions."""
     device = torch.device(device) if device is not None else best_device()
     return {
         "format": CACHE_FORMAT,
         "config": config,
-        "data": None if data is None else fingerprint_data(data),
+        "data": data_fingerprint,
         "device_type": device.type,
         "torch": str(torch.__version__),
         "bnlib": bnlib.__version__,
@@ -198,7 +198,7 @@ def cached(config, compute, *, data=None, device=None, description, cache_dir=No
     cache prints one line saying so.
     """
     folder = resolve_cache_dir(cache_dir)
-    config = full_config(config, data, device)
+    config = full_config(config, None if data is None else fingerprint_data(data), device)
     entry = lookup(folder, config)
     if entry is not None:
         if verbose:

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from bnlib.cache import full_config, lookup, resolve_cache_dir, write_entry
+from bnlib.cache import fingerprint_data, full_config, lookup, resolve_cache_dir, write_entry
 from bnlib.checks import check_integer
 from bnlib.data import load_mnist
 from bnlib.models import count_parameters, make_mlp, mlp_arguments
@@ -211,7 +211,8 @@ def run_grid(
     folder = resolve_cache_dir(cache_dir)
     options = {"num_epochs": num_epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     runs = [(variant, seed) for variant in variants for seed in seeds]
-    configs = [full_config(run_config(variant.options, seed=seed, **options), data, device) for variant, seed in runs]
+    fingerprint = fingerprint_data(data)  # once: it reads every byte of the data
+    configs = [full_config(run_config(run[0].options, seed=run[1], **options), fingerprint, device) for run in runs]
     done = {}  # run index -> (record, cached)
     for index, config in enumerate(configs):
         entry = lookup(folder, config)

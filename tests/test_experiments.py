@@ -9,7 +9,7 @@ import torch
 
 import bnlib
 from bnlib import cache, experiments, runs
-from bnlib.cache import config_key, full_config
+from bnlib.cache import config_key, fingerprint_data, full_config
 from bnlib.data import MNISTSplits
 from bnlib.experiments import CURVE_COLUMNS, TABLE_COLUMNS, Variant, curves_long, derive_seeds, run_grid
 from bnlib.models import count_parameters
@@ -94,7 +94,8 @@ def test_cache_key_changes_with_every_part_of_the_configuration(tiny_data, monke
     base = {"num_epochs": 2, "batch_size": 32, "learning_rate": 0.1}
 
     def key(variant=TINY[0], seed=7, data=tiny_data, device="cpu", **changes):
-        return config_key(full_config(run_config(variant.options, seed=seed, **{**base, **changes}), data, device))
+        config = run_config(variant.options, seed=seed, **{**base, **changes})
+        return config_key(full_config(config, fingerprint_data(data), device))
 
     reference = key()
     smaller = MNISTSplits(tiny_data.train, tiny_data.valid, (tiny_data.test[0][:-1], tiny_data.test[1][:-1]), "")
