@@ -1,0 +1,73 @@
+"""Plots of notebook 08: the paper's Figure 1 (accuracy and sigmoid-input percentiles) and the robustness sweeps.
+
+Each helper takes `ax=None` (or makes its own Figure), returns the Axes or Figure, and never calls show().
+"""
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from bnlib.paper_figure import PERCENTILES, unit_percentiles
+from bnlib.sweeps import TRAINS_AT_ACCURACY
+
+
+def _axes(ax, figsize=(6, 4)):
+    return ax if ax is not None else plt.figure(figsize=figsize, layout="constrained").add_subplot()
+
+
+def plot_accuracy_vs_step(runs, ax=None):
+    """Test accuracy against training step for {name: record of `paper_figure.train_and_track`}."""
+    ax = _axes(ax)
+    for name, record in runs.items():
+        ax.plot(record["accuracy_steps"], record["test_accuracy"], marker=".", label=name)
+    finals = ", ".join(f"{name} {record['final_test_accuracy']:.1f} %" for name, record in runs.items())
+    ax.set(xlabel="training step", ylabel="test accuracy (%)", title=f"Test accuracy at the end: {finals}")
+    low = min(min(record["test_accuracy"][1:] or record["test_accuracy"]) for record in runs.values())
+    ax.set_ylim(max(low - 2, 0), 100)  # the first measurement (step 0, chance) would squash the curves
+    ax.legend(loc="lower right")
+    return ax
+
+
+def plot_percentiles(steps, unit_inputs, ax=None, title=None):
+    """The 15th, 50th and 85th percentiles of one sigmoid's input (`unit_inputs`: checkpoints × images) by step."""
+    ax = _axes(ax)
+    values = unit_percentiles(unit_inputs)
+    for column, percentile in enumerate(PERCENTILES):
+        ax.plot(steps, values[:, column], color="C0", linewidth=2 if percentile == 50 else 1,
+                label=f"{percentile}th percentile")
+    ax.set(xlabel="training step", ylabel="input to the sigmoid", title=title)
+    ax.legend(loc="best", fontsize="small")
+    return ax
+
+
+def plot_figure1(runs, tensors):
+    """Ioffe & Szegedy's Figure 1 side by side: (a) accuracy, then one percentile panel per network (same y axis).
+
+    `runs`: {name: record}; `tensors`: {name: {"unit_inputs": (checkpoints, images)}}. Returns the Figure.
+    """
+    figure = plt.figure(figsize=(4.2 * (len(runs) + 1), 3.8), layout="constrained")
+    axes = figure.subplots(1, len(runs) + 1)
+    plot_accuracy_vs_step(runs, ax=axes[0]).set_title("(a) test accuracy")
+    for letter, ax, (name, record) in zip("bcdefg", axes[1:], runs.items(), strict=False):
+        plot_percentiles(record["tracked_steps"], tensors[name]["unit_inputs"], ax=ax, title=f"({letter}) {name}")
+        ax.sharey(axes[1])
+    finals = ", ".join(f"{name} {record['final_test_accuracy']:.1f} %" for name, record in runs.items())
+    figure.suptitle(f"One sigmoid's input over training (15th, 50th, 85th percentile); test accuracy: {finals}")
+    return figure
+
+
+def plot_sweep(table, column, ax=None, xlabel=None):
+    """Test accuracy against `column` (log axis) per network: mean over seeds, each seed a dot, diverged runs an x."""
+    ax = _axes(ax, figsize=(7, 4))
+    for index, (network, group) in enumerate(table.groupby("network", sort=False)):
+        color = f"C{index}"
+        mean = group.groupby(column)["test_accuracy"].mean()  # NaN (diverged) where any seed diverged
+        ax.plot(mean.index, mean.to_numpy(), color=color, marker="o", label=f"{network}: mean over seeds")
+        ax.plot(group[column], group["test_accuracy"], ".", color=color, alpha=0.5)
+        diverged = group[group["diverged"]]
+        ax.plot(diverged[column], np.zeros(len(diverged)), "x", color=color, markersize=9,
+                label=f"{network}: diverged" if len(diverged) else "_nolegend_")
+    ax.axhline(TRAINS_AT_ACCURACY, color="0.5", linestyle="--", linewidth=1, label=f"{TRAINS_AT_ACCURACY:g} %")
+    ax.set_xscale("log")
+    ax.set(xlabel=xlabel or column, ylabel="test accuracy (%)", ylim=(-4, 102))
+    ax.legend(loc="lower left", fontsize="small")
+    return ax
