@@ -33,3 +33,7 @@ def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch):
     )
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
     nbformat.write(notebook, tmp_path / path.name)  # keep the executed copy for a look when debugging
+    # The committed notebooks are the instructor edition: every exercise check passes with its solution.
+    unsolved = [output["data"]["text/plain"] for cell in notebook.cells for output in cell.get("outputs", [])
+                if output.get("data", {}).get("text/plain", "").startswith(("failed: check_", "not attempted: check_"))]
+    assert not unsolved, f"{path.name}: exercise checks that did not pass:\n" + "\n".join(unsolved)
