@@ -13,27 +13,19 @@ install hint; in CI (CI=true) that is a failure instead.
 """
 
 import os
+import re
 import secrets
 import time
 from pathlib import Path
 
 import pytest
-from browser_support import (
-    CHROMIUM_ARGS,
-    INSTALL_HINT,
-    MomentumExplorer,
-    collapse_left_sidebar,
-    find_chromium,
-    lab_server,
-    log_console_errors,
-    open_notebook,
-    run_all_cells,
-    screenshot_notebook,
-    wait_for_change,
-    wait_for_idle,
-    wait_for_run,
-    wait_for_widgets,
-)
+from lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium, lab_server
+
+try:
+    from notebook_page import MomentumExplorer, NotebookPage, latency_summary
+    from playwright.sync_api import expect
+except ImportError:  # no Playwright: the browser fixture below skips with the install hint (fails in CI)
+    MomentumExplorer = NotebookPage = latency_summary = expect = None
 
 pytestmark = pytest.mark.browser
 
@@ -44,6 +36,7 @@ SCREENSHOTS = REPO / "build" / "screenshots"
 EXPLORER_NOTEBOOK = "04_running_statistics.ipynb"
 RUN_TIMEOUT = float(os.environ.get("BNLIB_BROWSER_TIMEOUT", "900"))  # seconds per notebook for Run All
 VIEWPORT = {"width": 1280, "height": 900}
+KEY_STEPS = 20  # timed keyboard steps of the momentum slider
 EARLY_STEP = 20  # the explorer's step for the slider move (capped at a quarter of the run): weights are kept there
 
 
@@ -100,21 +93,22 @@ def test_notebook_in_jupyterlab(name, page, lab):
     failed_shot = SCREENSHOTS / f"{stem}-FAILED.png"
     failed_shot.unlink(missing_ok=True)
     started = time.monotonic()
+    notebook = NotebookPage(page, name)
     try:
-        open_notebook(page, lab, name, workspace=f"browser-test-{stem}-{secrets.token_hex(4)}")
-        collapse_left_sidebar(page)
-        run_all_cells(page)
-        state = wait_for_run(page, name, RUN_TIMEOUT)
+        notebook.open(lab, workspace=f"browser-test-{stem}-{secrets.token_hex(4)}")
+        notebook.collapse_left_sidebar()
+        notebook.run_all_cells()
+        state = notebook.wait_for_run(RUN_TIMEOUT)
         assert state["kernelName"] == "python3", f"{name} runs on kernel {state['kernelName']}"
-        wait_for_widgets(page, name)
-        screenshot_notebook(page, SCREENSHOTS / f"{stem}.png")
+        notebook.wait_for_widgets()
+        notebook.screenshot(SCREENSHOTS / f"{stem}.png")
         print(f"\n{name}: ran in JupyterLab in {time.monotonic() - started:.0f} s")
 
         if name == EXPLORER_NOTEBOOK:
-            exercise_momentum_explorer(page, name, stem)
+            exercise_momentum_explorer(notebook, stem)
 
-        wait_for_widgets(page, name)  # again, after the interactions
-        errors = log_console_errors(page)
+        notebook.wait_for_widgets()  # again, after the interactions
+        errors = notebook.log_console_errors()
         assert not errors, f"{name}: errors in widget callbacks (log console):\n" + "\n\n".join(errors)
     except BaseException:
         try:
@@ -128,67 +122,65 @@ def test_notebook_in_jupyterlab(name, page, lab):
     print(f"{name}: passed in {time.monotonic() - started:.0f} s")
 
 
-def exercise_momentum_explorer(page, name, stem):
+def exercise_momentum_explorer(notebook, stem):
     """Use the momentum explorer as in the lecture; screenshots before and after the slider move."""
-    explorer = MomentumExplorer(page)
+    explorer = MomentumExplorer(notebook.page)
     explorer.check_present()
-    wait_for_idle(page, name)
+    notebook.wait_for_idle()
 
     # An early training step, where the running statistics are young and momentum matters most.
     step = min(EARLY_STEP, max(1, explorer.step_max() // 4))
     if explorer.step_value() != step:
-        old_step, before = explorer.step_value(), explorer.shown()
+        figure = explorer.figure_fingerprint()
         explorer.set_step(step)
-        wait_for_change(page, explorer.step_value, old_step, "the step slider", timeout=30)
-        assert explorer.step_value() == step, f"the step slider shows {explorer.step_value()}, not {step}"
-        wait_for_idle(page, name)
-        wait_for_change(page, explorer.shown, before, "the explorer after moving to an early step")
+        expect(explorer.step_readout()).to_have_text(str(step), timeout=30_000)
+        notebook.wait_for_idle()
+        explorer.wait_for_figure_change(figure, "moving to an early step")
 
-    # Move the momentum slider as a user would: type into its readout (0.1 -> 0.001).
+    # One keyboard step of the momentum slider at a time (handle focused, an arrow key): what the class waits for.
+    timings = explorer.time_keyboard_steps(notebook, count=KEY_STEPS)
+    latency = latency_summary(timings)
+    print(f"momentum slider, one arrow-key step to new pixels in the figure: median {latency['median']:.0f} ms, "
+          f"p95 {latency['p95']:.0f} ms over {latency['count']} steps")
+
+    # Move the momentum slider as a user would: type into its readout (-> 0.001 or 0.1).
     momentum = explorer.momentum_text()
     target = "0.001" if float(momentum) > 0.002 else "0.1"
-    accuracy, text, figure = explorer.accuracy_value(), explorer.accuracy_text(), explorer.figure_png()
+    accuracy, text, figure = explorer.accuracy_value(), explorer.accuracy_text(), explorer.figure_fingerprint()
     explorer.screenshot(SCREENSHOTS / f"{stem}-slider-before.png")
     explorer.type_momentum(target)
-    wait_for_change(page, explorer.momentum_text, momentum, "the momentum slider's readout", timeout=30)
-    shown_momentum = float(explorer.momentum_text())
-    assert shown_momentum == pytest.approx(float(target)), f"the slider shows {shown_momentum}, not {target}"
-    wait_for_change(page, explorer.accuracy_text, text, f"the accuracy readout ({text!r})")
-    wait_for_change(page, explorer.figure_png, figure, "the explorer's plot")
-    wait_for_idle(page, name)
+    expect(explorer.momentum_readout()).to_have_text(re.compile(re.escape(target)), timeout=30_000)
+    explorer.wait_for_text_change(explorer.accuracy, text, "the accuracy readout")
+    explorer.wait_for_figure_change(figure, f"typing momentum {target}")
+    notebook.wait_for_idle()
     explorer.screenshot(SCREENSHOTS / f"{stem}-slider-after.png")
     new_accuracy = explorer.accuracy_value()
     print(f"step {step}, momentum {momentum} -> {target}: eval accuracy {accuracy} % -> {new_accuracy} %")
     assert new_accuracy != accuracy, f"at step {step}, momentum {momentum} and {target} give the same accuracy"
 
     # Cumulative averaging: the checkbox flips, the slider is disabled, and the readout and plot change.
-    before = explorer.shown()
-    explorer.toggle_cumulative()
-    wait_for_change(page, explorer.cumulative_on, False, "the cumulative-average checkbox", timeout=30)
-    wait_for_idle(page, name)
-    wait_for_change(page, explorer.shown, before, "the explorer after switching cumulative averaging on")
-    assert explorer.momentum_disabled(), "the momentum slider stays enabled with cumulative averaging on"
-    explorer.screenshot(SCREENSHOTS / f"{stem}-cumulative.png")
-    before = explorer.shown()
-    explorer.toggle_cumulative()  # back to the exponential moving average
-    wait_for_change(page, explorer.cumulative_on, True, "the cumulative-average checkbox", timeout=30)
-    wait_for_idle(page, name)
-    wait_for_change(page, explorer.shown, before, "the explorer after switching cumulative averaging off")
+    for switch_on in (True, False):
+        text, figure = explorer.accuracy_text(), explorer.figure_fingerprint()
+        explorer.toggle_cumulative()
+        notebook.wait_for_idle()
+        assert explorer.cumulative_on() == switch_on, "the cumulative-average checkbox did not flip"
+        explorer.wait_for_text_change(explorer.accuracy, text, "the accuracy readout")
+        explorer.wait_for_figure_change(figure, "switching cumulative averaging " + ("on" if switch_on else "off"))
+        assert explorer.momentum_disabled() == switch_on, "the momentum slider's state does not follow the checkbox"
+        if switch_on:
+            explorer.screenshot(SCREENSHOTS / f"{stem}-cumulative.png")
 
     # The play control moves the training step, forward, and the explorer follows.
-    step, before = explorer.step_value(), explorer.shown()
-    explorer.step_with_play()
-    wait_for_change(page, explorer.step_value, step, "the step after pressing Play")
-    wait_for_idle(page, name)
-    wait_for_change(page, explorer.shown, before, "the explorer after stepping the play control")
-    played, before = explorer.step_value(), explorer.shown()
-    explorer.step_with_play()  # Play again from where it paused: later steps
-    wait_for_change(page, explorer.step_value, played, "the step after pressing Play again")
-    wait_for_idle(page, name)
-    wait_for_change(page, explorer.shown, before, "the explorer after stepping the play control again")
-    assert explorer.step_value() > played, f"Play went from step {played} back to {explorer.step_value()}"
+    steps = [explorer.step_value()]
+    for _ in range(2):  # Play, pause; then Play again from where it paused: later steps
+        figure = explorer.figure_fingerprint()
+        explorer.step_with_play()
+        notebook.wait_for_idle()
+        explorer.wait_for_figure_change(figure, "stepping the play control")
+        steps.append(explorer.step_value())
+    assert steps[2] > steps[1], f"Play went from step {steps[1]} back to {steps[2]}"
     explorer.screenshot(SCREENSHOTS / f"{stem}-played.png")
-    print(f"play control: step {step} -> {played} -> {explorer.step_value()}")
+    print(f"play control: step {steps[0]} -> {steps[1]} -> {steps[2]}")
 
     errors = explorer.printed_errors()
     assert not errors, "the explorer printed errors:\n" + "\n".join(errors)
