@@ -14,7 +14,7 @@ export OMP_NUM_THREADS ?= 1
 # make bench SUITE=quick skips the full-mode notebook suite (the longest part); SUITE=none skips both suites.
 SUITE ?= full
 
-.PHONY: venv lab test test-browser run warm bench clean
+.PHONY: venv lab test test-browser run warm bench student clean
 
 # Live learning curves only where someone watches (make lab): off for tests, run, warm and bench.
 test run warm bench: export BNLIB_LIVE = 0
@@ -53,6 +53,10 @@ warm: $(STAMP)  ## before class: every training the notebooks do in full mode, i
 
 bench: $(STAMP)  ## speed: epoch vs the classic pipeline and bare compute, slider latency, suite time -> build/bench/
 	$(BIN)/python -m bench.run --suite $(SUITE)
+
+# Never overwrites a student notebook edited after it was written (it says so and leaves it).
+student: $(STAMP)  ## the student edition: solutions replaced by stubs, outputs cleared -> build/student/
+	$(BIN)/python tools/make_student.py notebooks build/student
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache
