@@ -108,22 +108,23 @@ def compare_variants(runs, metric="test_acc", alpha=ALPHA):
     return pd.DataFrame(rows).sort_values("p-value", ignore_index=True)
 
 
-def detectable_difference(std, num_seeds, alpha=ALPHA, power=POWER):
-    """The smallest true difference that `num_seeds` runs per variant detect with probability `power` at `alpha`.
+def detectable_difference(std, num_seeds, alpha=ALPHA, power=POWER, draws=20_000):
+    """The smallest true difference that Welch's test detects with probability `power` at level `alpha`,
+    for two variants with `num_seeds` runs each and the same seed-to-seed `std`.
 
-    For two variants with the same seed-to-seed `std`, from the t-test's noncentral t distribution
-    (df = 2 (n − 1)); Welch's test, which does not assume equal spreads, needs a little more.
+    Simulated with `draws` pairs of normal samples from a fixed seed (the same answer on every call):
+    Welch's test has no closed-form power, and with 2 seeds it needs far more than Student's formula says.
     """
     check_number("std", std, 0, None)
     num_seeds = check_integer("num_seeds", num_seeds, minimum=2)
     check_number("power", power, alpha, 1, low_open=True, high_open=True)
-    df, standard_error = 2 * (num_seeds - 1), std * np.sqrt(2 / num_seeds)
-    critical = stats.t.ppf(1 - alpha / 2, df)
+    first, second = np.random.default_rng(0).standard_normal((2, check_integer("draws", draws, 100), num_seeds))
 
-    def missing_power(shift):  # shift: the true difference in standard errors; both tails as upper tails
-        return stats.nct.sf(critical, df, shift) + stats.nct.sf(critical, df, -shift) - power  # (nct.cdf gives NaN)
+    def missing_power(shift):  # shift: the true difference in units of std
+        detected = stats.ttest_ind(first + shift, second, axis=1, equal_var=False).pvalue < alpha
+        return detected.mean() - power
 
-    return optimize.brentq(missing_power, 0.0, 50.0) * standard_error  # 50 standard errors: power 1 for df >= 2
+    return optimize.brentq(missing_power, 0.0, 100.0, xtol=1e-4) * std
 
 
 def describe_pair(comparison, unit="points"):
@@ -165,15 +166,18 @@ def gaps_show_overfitting(gap_a, gap_b):
     return gap_a > 0 and gap_b > 0
 
 
-def describe_gap_change(gap_before, gap_after, change):
+def describe_gap_change(gap_without, gap_with, change):
     """One sentence on what `change` did to the train − test gap, comparing the gaps only where both are positive."""
-    gaps = f"{gap_before:+.2f} → {gap_after:+.2f} points"
-    if not gaps_show_overfitting(gap_before, gap_after):
-        return (
-            f"The gaps ({gaps}) are not both positive: where test accuracy reaches train accuracy nothing "
-            f"overfits, so this run shows no overfitting for {change} to reduce."
-        )
-    return f"In this run {change} made the gap {'smaller' if gap_after < gap_before else 'not smaller'} ({gaps})."
+    gaps = f"{gap_without:+.2f} without, {gap_with:+.2f} with {change}"
+    if gaps_show_overfitting(gap_without, gap_with):
+        smaller = "smaller" if gap_with < gap_without else "not smaller"
+        return f"In this run {change} made the gap {smaller} ({gaps}, in points)."
+    if gap_without <= 0 and gap_with <= 0:
+        return (f"Neither gap is positive ({gaps}): test accuracy reaches train accuracy in both runs, "
+                "so this run shows no overfitting to compare.")
+    overfitting = f"without {change}" if gap_without > 0 else f"with {change}"
+    return (f"Only the run {overfitting} has a positive gap ({gaps}): the other does not overfit at all, and a "
+            "negative gap is not less overfitting, so this run shows no two amounts of overfitting to compare.")
 
 
 def judge_claim(comparison, expected):
@@ -223,6 +227,13 @@ def judge_claims(claims, runs, alpha=ALPHA):
         rows.append({"claim": claim.text, "asked by": claim.asked_by, **comparison,
                      "verdict": judge_claim(comparison, claim.expected)})
     return pd.DataFrame(rows)
+
+
+def describe_claim(judged_row, caveat=""):
+    """A Markdown line for one row of `judge_claims`' table: the claim, who made it, the verdict (with `caveat`)."""
+    who = "the lecture's claim" if judged_row["asked by"] == "lecture" else "our own question"
+    verdict = f"{judged_row['verdict']} ({caveat})" if caveat else judged_row["verdict"]
+    return f"- **{judged_row['claim']}** ({who}): {verdict}. {describe_pair(judged_row)}"
 
 
 def tally_verdicts(judged):
