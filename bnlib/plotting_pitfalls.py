@@ -45,19 +45,22 @@ def plot_grouped_bars(table, *, ylabel, title, ax=None):
     return ax
 
 
-def plot_shifted_digits(shifted, labels, count=4):
-    """A grid: one column per shift ({name: images N×1×28×28}), `count` digits down, on one grey scale; the Figure."""
+def plot_shifted_digits(shifted, labels, count=4, vmax=1.3):
+    """A grid: one column per shift ({name: images N×1×28×28}), `count` digits down, grey scale 0 to `vmax`; the Figure.
+
+    The shifts are not clipped, so one common scale above 1 shows a brightness offset as brighter.
+    """
     fig, axes = plt.subplots(count, len(shifted), figsize=(1.6 * len(shifted), 1.5 * count), layout="constrained",
                              squeeze=False)  # fmt: skip
     for column, (name, images) in enumerate(shifted.items()):
         for row in range(count):
             ax = axes[row, column]
-            ax.imshow(images[row, 0].cpu().numpy(), cmap="gray", vmin=0, vmax=1.3)  # brightness +0.3 reaches 1.3
+            ax.imshow(images[row, 0].cpu().numpy(), cmap="gray", vmin=0, vmax=vmax)
             ax.set_xticks([])
             ax.set_yticks([])
             if row == 0:
                 ax.set_title(name, fontsize=9)
             if column == 0:
                 ax.set_ylabel(f"label {int(labels[row])}", fontsize=9)
-    fig.suptitle("Test digits under each shift (grey scale 0 to 1.3, pixels not clipped)")
+    fig.suptitle(f"Test digits under each shift (grey scale 0 to {vmax:g}, pixels not clipped)")
     return fig
