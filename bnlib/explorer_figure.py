@@ -8,6 +8,7 @@ import io
 import math
 from dataclasses import dataclass
 
+import matplotlib.image
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -161,7 +162,13 @@ class ExplorerFigure:
         set_limits(axes.set_ylim, axes.get_ylim(), padded_limits(low, high, log))
 
     def png(self):
-        """The figure as PNG bytes, as it is drawn now."""
+        """The figure as PNG bytes, as it is drawn now.
+
+        Drawn as a screen draw (over the cached background, not savefig's full draw) into the Agg
+        buffer, and compressed lightly: the image fallback re-renders it on every slider move.
+        """
+        FigureCanvasAgg.draw(self.canvas)  # ipympl's canvas is an Agg canvas too; this sends nothing to the page
         buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png")
+        matplotlib.image.imsave(buffer, np.asarray(self.canvas.buffer_rgba()), format="png",
+                                pil_kwargs={"compress_level": 1})
         return buffer.getvalue()

@@ -55,6 +55,21 @@ def replay_running_average(batch_values, momentum, init=0.0):
     return running[:, 0] if np.ndim(batch_values) == 1 else running
 
 
+def running_weights(steps, momentum):
+    """(weight of the initial value, (steps,) weights of batches 1..steps) in the running value after `steps` steps.
+
+    The rule is linear, so the weights are replays of it: of zeros from an initial 1 for the initial
+    value, and of a single 1 for a batch (a batch k steps back weighs what the first batch weighs
+    after k + 1 steps; with momentum=None every batch weighs the same).
+    """
+    init_weight = replay_running_average(np.zeros(steps), momentum, init=1.0)[-1]
+    impulse = np.zeros(steps)
+    impulse[:1] = 1.0
+    response = replay_running_average(impulse, momentum)[1:]  # response[k]: the first batch's weight after k + 1
+    weights = response[-1:].repeat(steps) if momentum is None else response[::-1]
+    return init_weight, weights
+
+
 def replay_running_stats(batch_means, batch_vars, momentum, init_mean=0.0, init_var=1.0):
     """(running_mean, running_var) trajectories, float64 tensors of shape (steps + 1, units), row 0 the initial values.
 
@@ -72,16 +87,18 @@ def replay_running_stats(batch_means, batch_vars, momentum, init_mean=0.0, init_
 def running_stats_at(recording, step, momentum, init_mean=0.0, init_var=1.0):
     """{layer name: (running_mean, running_var)} after `step` steps with `momentum`, float64 tensors of shape (units,).
 
-    `recording` is a BatchStatsRecorder's {name: LayerRecording}.
+    `recording` is a BatchStatsRecorder's {name: LayerRecording}; the last row of the replay, computed
+    as one weighted sum (fast enough to follow the explorer's slider).
     """
+    init_weight, weights = running_weights(step, momentum)
+    weights = torch.from_numpy(weights.copy())
     stats = {}
     for name, layer in recording.items():
         if not 0 <= step <= len(layer.mean):
             raise ValueError(f"step must be in [0, {len(layer.mean)}] for layer {name!r}, got {step}")
-        running_mean, running_var = replay_running_stats(
-            layer.mean[:step], layer.var[:step], momentum, init_mean, init_var
-        )
-        stats[name] = (running_mean[-1], running_var[-1])
+        mean = init_weight * init_mean + weights @ layer.mean[:step]  # (steps,) @ (steps, units) -> (units,)
+        var = init_weight * init_var + weights @ layer.var[:step]
+        stats[name] = (mean, var)
     return stats
 
 

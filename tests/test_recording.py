@@ -10,7 +10,13 @@ from bnlib.batchnorm import batchnorm_layers
 from bnlib.data import TensorLoader
 from bnlib.models import make_mlp
 from bnlib.recording import BatchStatsRecorder, checkpoint_steps
-from bnlib.running import keras_to_torch_momentum, replay_running_stats, running_stats_at, torch_to_keras_momentum
+from bnlib.running import (
+    keras_to_torch_momentum,
+    replay_running_stats,
+    running_stats_at,
+    running_weights,
+    torch_to_keras_momentum,
+)
 from bnlib.train import train_model
 
 REPLAY_TOLERANCE = {"rtol": 1e-4, "atol": 1e-6}  # float64 replay vs buffers accumulated in float32
@@ -116,6 +122,16 @@ def test_replay_keeps_the_initial_row_and_accepts_one_unit():
     torch.testing.assert_close(running_var, torch.tensor([1.0, 1.0, 1.5, 2.75], dtype=torch.float64))
     cumulative, _ = replay_running_stats(means, means, None)
     torch.testing.assert_close(cumulative, torch.tensor([0.0, 1.0, 1.5, 7 / 3], dtype=torch.float64))
+
+
+@pytest.mark.parametrize(
+    ("steps", "momentum", "init_weight", "weights"),
+    [(0, 0.1, 1.0, []), (3, 0.5, 0.125, [0.125, 0.25, 0.5]), (2, 1.0, 0.0, [0.0, 1.0]), (0, None, 1.0, []),
+     (4, None, 0.0, [0.25] * 4)],
+)
+def test_running_weights_are_the_rules_known_answers(steps, momentum, init_weight, weights):
+    init, batches = running_weights(steps, momentum)
+    assert init == pytest.approx(init_weight) and batches.tolist() == pytest.approx(weights)
 
 
 def test_momentum_converters():
