@@ -110,12 +110,17 @@ def test_compute_accuracy_counts_correct_predictions():
     assert compute_accuracy(model, loader) == 75.0
 
 
-def test_settings_quick_and_full(monkeypatch):
-    monkeypatch.setenv("BNLIB_QUICK", "1")
-    assert settings().quick and settings().num_epochs < settings(quick=False).num_epochs
-    monkeypatch.setenv("BNLIB_QUICK", "0")
-    assert settings().num_epochs == 50 and settings().batch_size == 256 and settings().seed == 123
+@pytest.mark.parametrize(("value", "quick"), [("1", True), ("yes", True), (" TRUE ", True), ("0", False), ("", False)])
+def test_settings_read_quick_mode_from_the_environment(monkeypatch, value, quick):
+    monkeypatch.setenv("BNLIB_QUICK", value)
+    assert settings().quick is quick
+    assert settings() == settings(quick=quick)  # the environment only picks the preset
+    assert settings(quick=True).num_epochs < settings(quick=False).num_epochs
+    assert settings(quick=True).num_seeds >= 2  # the placement grid needs a spread
+
+
+def test_settings_one_grid_worker_per_core_at_most_four(monkeypatch):
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1, 2, 3, 4, 5, 6, 7})
-    assert settings().workers == 4  # one grid worker per core, at most 4
-    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0})
-    assert settings().workers == 1
+    assert settings().workers == 4
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
+    assert settings().workers == 2
