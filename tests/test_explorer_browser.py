@@ -1,0 +1,109 @@
+"""The explorer whose momentum lines are drawn in the browser: what the kernel sends, and the browser's replay."""
+
+import io
+import json
+import os
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from bnlib.data import TensorLoader
+from bnlib.explorer_browser import browser_momentum_explorer
+from bnlib.running import replay_running_average
+from bnlib.widgets import MomentumExplorer
+
+JS_MODULE = os.path.join(os.path.dirname(__file__), "..", "bnlib", "explorer_canvas.js")
+
+
+@pytest.fixture(scope="module")
+def run(recorded_run, mnist):
+    test = TensorLoader(*(tensor[:1000] for tensor in mnist.test), 250)
+    return recorded_run.recorder, test, TensorLoader(recorded_run.images, recorded_run.labels, 1024)
+
+
+@pytest.fixture
+def explorer(run):
+    recorder, test, population = run
+    return browser_momentum_explorer(recorder, test, population, steps_per_epoch=32, step=20)
+
+
+def sent_series(figure, key):
+    return np.frombuffer(getattr(figure, key), dtype=np.float64)
+
+
+def test_the_browser_figure_takes_the_place_of_the_canvas(explorer):
+    assert isinstance(explorer, MomentumExplorer) and explorer.last_error is None
+    assert explorer.browser_figure in explorer.children
+    assert explorer.canvas not in explorer.children and explorer.image not in explorer.children
+    links = {(link.source[1], link.target[1]) for link in explorer.links}
+    assert all(link.source[0] in (explorer.momentum, explorer.cumulative) for link in explorer.links)
+    assert links == {("value", "momentum"), ("value", "cumulative")}  # browser-side: no kernel round trip
+
+
+def test_what_the_kernel_sends_matches_the_recording_and_the_axes(explorer, run):
+    recorder, figure = run[0], explorer.browser_figure
+    layer = explorer.layer.value
+    for key in ("mean", "var"):
+        expected = getattr(recorder.recording[layer], key)[:, 0].double().numpy()
+        np.testing.assert_array_equal(sent_series(figure, key), expected)
+    assert figure.step == 20 and figure.momentum == pytest.approx(0.1) and figure.cumulative is False
+    for sent, (key, panel) in zip(figure.panels, explorer.panels.items(), strict=True):
+        assert sent["key"] == key and sent["xlim"] == [0.0, 20.0]
+        assert sent["ylim"] == pytest.approx(list(panel.axes.get_ylim()), rel=1e-12)
+        assert sent["log"] == (key == "var") and sent["init"] == {"mean": 0.0, "var": 1.0}[key]
+    steps, means, _ = explorer.reference[layer]
+    assert figure.reference["steps"] == list(steps) and figure.reference["mean"] == means[:, 0].tolist()
+    png = Image.open(io.BytesIO(figure.background))
+    assert png.size == (figure.width, figure.height) == (800, 550)
+
+
+def test_a_momentum_change_sends_nothing_a_step_change_a_background(explorer, monkeypatch):
+    figure, sent = explorer.browser_figure, []
+    # what goes to the browser (hold_sync also calls send_state with no keys, which sends nothing)
+    monkeypatch.setattr(figure, "send_state", lambda key=None: sent.extend([key] if isinstance(key, str) else key))
+    background = figure.background
+    explorer.momentum.value = 0.01  # the browser has it through jslink and redraws by itself
+    explorer.cumulative.value = True
+    assert sent == [] and explorer.last_error is None
+    explorer.step.value = 40
+    assert {"background", "step", "panels"} <= set(sent) and "mean" not in sent
+    assert figure.background != background and figure.step == 40 and figure.panels[0]["xlim"] == [0.0, 40.0]
+    sent.clear()
+    explorer.unit.value = 3
+    assert {"mean", "var", "reference"} <= set(sent)
+    expected = explorer.recorder.recording[explorer.layer.value].mean[:, 3].double().numpy()
+    np.testing.assert_array_equal(sent_series(figure, "mean"), expected)
+
+
+def test_the_background_leaves_out_the_momentum_lines_only(explorer):
+    lines = [explorer.panels["mean"].running, explorer.panels["mean"].current]
+    background = np.asarray(Image.open(io.BytesIO(explorer.browser_figure.background)).convert("RGB"))
+    full = np.asarray(Image.open(io.BytesIO(explorer.plot.png())).convert("RGB"))
+    assert all(line.get_visible() for line in lines)  # hidden only while the background was drawn
+    differs = np.any(background != full, axis=2)
+    assert 0 < differs.mean() < 0.05  # the lines are thin: most of the figure is the same pixels
+
+
+def test_the_static_view_png_still_shows_everything(explorer):
+    bundle = explorer._repr_mimebundle_()
+    assert "image/png" in bundle and "application/vnd.jupyter.widget-view+json" in bundle
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the browser module's replay")
+@pytest.mark.parametrize("momentum", [0.001, 0.1, 1.0, None])
+def test_the_browser_replay_is_pytorchs_rule(momentum, run, tmp_path):
+    """explorer_canvas.js's replay against bnlib.running (float64 both): the same running values."""
+    batch = run[0].recording[next(iter(run[0].recording))].var[:, 1].double().numpy()
+    script = tmp_path / "replay.mjs"
+    script.write_text(
+        f"import {{ replay }} from {json.dumps(os.path.abspath(JS_MODULE))};\n"
+        f"const batch = {json.dumps(batch.tolist())};\n"
+        f"console.log(JSON.stringify(Array.from(replay(batch, batch.length, {json.dumps(momentum)}, 1.0))));\n"
+    )
+    result = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    expected = replay_running_average(batch, momentum, 1.0)
+    np.testing.assert_allclose(json.loads(result.stdout), expected, rtol=1e-12, atol=0)
