@@ -1,0 +1,51 @@
+"""Notebook 04 in a kernel where `import ipympl` fails: it runs, falls back to static figures, and the explorer
+still answers its slider with a new image; its output carries a PNG for static views."""
+
+import os
+from pathlib import Path
+
+import nbformat
+from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell
+
+NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "04_running_statistics.ipynb"
+
+DRIVE_THE_SLIDER = """\
+from bnlib.backend import ipympl_active
+
+before = bytes(explorer.image.value)
+explorer.momentum.value = 0.001
+assert explorer.last_error is None, explorer.last_error
+assert not ipympl_active() and explorer.image in explorer.children
+assert bytes(explorer.image.value)[:4] == b"\\x89PNG" and bytes(explorer.image.value) != before
+print(backend, "|", explorer.readout.value)
+"""
+
+
+def hide_ipympl(folder):
+    """A folder that, first on PYTHONPATH, makes `import ipympl` raise ImportError (as where it is not installed)."""
+    package = folder / "ipympl"
+    package.mkdir(parents=True)
+    (package / "__init__.py").write_text('raise ImportError("No module named \'ipympl\' (hidden by the test)")\n')
+    return folder
+
+
+def test_notebook_04_runs_and_its_explorer_answers_without_ipympl(tmp_path):
+    shim = hide_ipympl(tmp_path / "shim")
+    env = {**os.environ, "BNLIB_QUICK": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(shim),
+                                                                                          os.environ.get("PYTHONPATH")]))}
+    env.pop("MPLBACKEND", None)  # the notebook chooses its backend itself
+    notebook = nbformat.read(NOTEBOOK, as_version=4)
+    notebook.cells.append(new_code_cell(DRIVE_THE_SLIDER))
+    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
+                            resources={"metadata": {"path": str(NOTEBOOK.parent)}})
+    client.execute(env=env)  # raises CellExecutionError on any error, the slider's assertions included
+
+    def text(cell):
+        return "".join(output.get("text", "") for output in cell.outputs if output.output_type == "stream")
+
+    assert "ipympl is not available" in text(notebook.cells[1])
+    assert text(notebook.cells[-1]).startswith("inline | Eval-mode test accuracy with the weights kept at step")
+    [explorer_cell] = [cell for cell in notebook.cells if cell.source.rstrip().endswith("\nexplorer")]
+    [display] = [output for output in explorer_cell.outputs if output.output_type == "execute_result"]
+    assert {"application/vnd.jupyter.widget-view+json", "image/png"} <= set(display.data)
