@@ -127,6 +127,18 @@ def detectable_difference(std, num_seeds, alpha=ALPHA, power=POWER, draws=20_000
     return optimize.brentq(missing_power, 0.0, 100.0, xtol=1e-4) * std
 
 
+def prediction_interval(values, level=1 - ALPHA):
+    """(low, high): where one more run lands with probability `level`, from these runs (normal spread assumed).
+
+    mean ± t(level, n − 1) · std · sqrt(1 + 1/n): wider than mean ± 2 std when there are few runs.
+    """
+    values = np.asarray(values, dtype=float)
+    check_integer("len(values)", len(values), minimum=2)
+    check_number("level", level, 0, 1, low_open=True, high_open=True)
+    half_width = stats.t.ppf((1 + level) / 2, len(values) - 1) * values.std(ddof=1) * np.sqrt(1 + 1 / len(values))
+    return values.mean() - half_width, values.mean() + half_width
+
+
 def describe_pair(comparison, unit="points"):
     """One sentence from `compare_pair`'s dict: the difference, its confidence interval and what the test says."""
     level = 1 - comparison["alpha"]

@@ -20,6 +20,7 @@ from bnlib.summary import (
     detectable_difference,
     judge_claim,
     judge_claims,
+    prediction_interval,
     run_caveat,
     summarize_runs,
     tally_verdicts,
@@ -130,6 +131,20 @@ def test_detectable_difference_shrinks_with_seeds_like_one_over_root_n():
     assert detectable_difference(1.0, 2) > detectable_difference(1.0, 3) > detectable_difference(1.0, 30)
     with pytest.raises(ValueError, match="num_seeds"):
         detectable_difference(1.0, 1)
+
+
+@pytest.mark.parametrize("num_seeds", [2, 3, 5])
+def test_one_more_run_lands_in_the_prediction_interval_95_percent_of_the_time(num_seeds):
+    rng = np.random.default_rng(2)
+    trials = 4000
+    samples, new_runs = rng.normal(97.0, 0.3, (trials, num_seeds)), rng.normal(97.0, 0.3, trials)
+    inside = [low <= new <= high for sample, new in zip(samples, new_runs, strict=True)
+              for low, high in [prediction_interval(sample)]]
+    assert np.mean(inside) == pytest.approx(0.95, abs=0.012)  # binomial standard error 0.0034
+    low, high = prediction_interval([1.0, 3.0])  # mean 2, std sqrt(2), t(0.975, 1) = 12.71
+    assert (high - low) / 2 == pytest.approx(stats.t.ppf(0.975, 1) * math.sqrt(2) * math.sqrt(1.5))
+    with pytest.raises(ValueError, match="len"):
+        prediction_interval([1.0])
 
 
 def test_judge_claim_reads_the_verdict_against_the_claim():
