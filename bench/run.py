@@ -32,7 +32,7 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions of the training timings")
     parser.add_argument("--slider-epochs", type=int, default=50, help="epochs of the recording the slider explores")
     parser.add_argument("--slider-updates", type=int, default=60, help="slider moves timed")
-    parser.add_argument("--skip", choices=("training", "slider"), action="append", default=[],
+    parser.add_argument("--skip", choices=("training", "slider", "live", "browser"), action="append", default=[],
                         help="leave out a part (repeatable)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads for the training and slider timings "
                         "(default: torch's own choice, what the notebooks get)")
@@ -93,6 +93,26 @@ def measure_slider(args, device, results):
     log(f"  slider: median {results['slider_ms_median']:.1f} ms, p95 {results['slider_ms_p95']:.1f} ms")
 
 
+def measure_live_curves(device, results):
+    from bench.live import time_live_curves
+
+    log("live learning curves: the 50-epoch run with and without them, two pairs ...")
+    results.update(time_live_curves(device=device, log=log))
+    log(f"  live curves: {results['live_curves_overhead_pct']:.1f} % of the run")
+
+
+def measure_slider_in_browser(results):
+    from bench.slider_browser import time_slider_in_browser
+
+    log("momentum slider in JupyterLab in Chromium (notebook 04, full mode) ...")
+    measured = time_slider_in_browser(log=log)
+    results["notes"] += measured.pop("notes", [])
+    results.update(measured)
+    if "slider_browser_ms_median" in measured:
+        log(f"  in the browser: median {measured['slider_browser_ms_median']:.0f} ms, "
+            f"p95 {measured['slider_browser_ms_p95']:.0f} ms")
+
+
 def measure_suites(args, results):
     from bench.suite import time_suites
 
@@ -122,6 +142,10 @@ def main(argv=None):
         steps.append(lambda: measure_training(args, device, results))
     if "slider" not in args.skip:
         steps.append(lambda: measure_slider(args, device, results))
+    if "live" not in args.skip:
+        steps.append(lambda: measure_live_curves(device, results))
+    if "browser" not in args.skip:
+        steps.append(lambda: measure_slider_in_browser(results))
     if args.suite != "none":
         steps.append(lambda: measure_suites(args, results))
     for step in steps:
