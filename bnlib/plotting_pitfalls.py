@@ -40,7 +40,7 @@ def plot_grouped_bars(table, *, ylabel, title, ax=None):
         bars = ax.bar(positions + (number - (len(table.columns) - 1) / 2) * width, table[column], width, label=column)
         ax.bar_label(bars, fmt="%.0f", fontsize=8)
     ax.set_xticks(positions, table.index)
-    ax.set(ylabel=ylabel, ylim=(0, 110), title=title)
+    ax.set(ylabel=ylabel, ylim=(0, 120), title=title)  # room for the legend above bars near 100
     ax.legend(loc="upper center", ncols=len(table.columns), fontsize=9)
     return ax
 
