@@ -7,7 +7,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from bnlib.paper_figure import PERCENTILES, unit_percentiles
-from bnlib.sweeps import TRAINS_AT_ACCURACY
+from bnlib.sweeps import TRAINS_AT_ACCURACY, sweep_summary
 
 
 def _axes(ax, figsize=(6, 4)):
@@ -58,9 +58,10 @@ def plot_figure1(runs, tensors):
 def plot_sweep(table, column, ax=None, xlabel=None):
     """Test accuracy against `column` (log axis) per network: mean over seeds, each seed a dot, diverged runs an x."""
     ax = _axes(ax, figsize=(7, 4))
+    means = sweep_summary(table, column)["mean test accuracy (%)"]  # NaN where any seed diverged: a gap
     for index, (network, group) in enumerate(table.groupby("network", sort=False)):
         color = f"C{index}"
-        mean = group.groupby(column)["test_accuracy"].mean()  # NaN (diverged) where any seed diverged
+        mean = means[network]
         ax.plot(mean.index, mean.to_numpy(), color=color, marker="o", label=f"{network}: mean over seeds")
         ax.plot(group[column], group["test_accuracy"], ".", color=color, alpha=0.5)
         diverged = group[group["diverged"]]
@@ -69,5 +70,5 @@ def plot_sweep(table, column, ax=None, xlabel=None):
     ax.axhline(TRAINS_AT_ACCURACY, color="0.5", linestyle="--", linewidth=1, label=f"{TRAINS_AT_ACCURACY:g} %")
     ax.set_xscale("log")
     ax.set(xlabel=xlabel or column, ylabel="test accuracy (%)", ylim=(-4, 102))
-    ax.legend(loc="lower left", fontsize="small")
+    ax.legend(loc="center left", bbox_to_anchor=(1.0, 0.5), fontsize="small")  # beside the plot: no point hidden
     return ax

@@ -109,6 +109,17 @@ def initialization_sweep(init_stds, data, *, learning_rate, seeds, num_epochs, b
                        cache_dir=cache_dir)
 
 
+def sweep_summary(table, column):
+    """Per (network, value of `column`): mean test accuracy over seeds (NaN when any seed diverged), and how many
+    runs diverged and how many trained (reached 90 %)."""
+    grouped = table.groupby(["network", column], sort=False)
+    return pd.DataFrame({
+        "mean test accuracy (%)": grouped["test_accuracy"].apply(lambda accuracy: accuracy.mean(skipna=False)),
+        "runs diverged": grouped["diverged"].sum(),
+        "runs that train": grouped["trains"].sum(),
+    })
+
+
 def trained_values(table, column):
     """{network: sorted values of `column` at which every seed trains (reaches 90 % test accuracy)}."""
     trains = table.groupby(["network", column], sort=False)["trains"].all()

@@ -33,7 +33,7 @@ FULL = WhyBatchNormSizes(
     learning_rates=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0, 31.6),  # half decades, well past where plain diverges
     init_stds=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
     sweep_epochs=3,
-    sweep_seeds=3,
+    sweep_seeds=2,
     early_steps=500,
 )
 QUICK = WhyBatchNormSizes(

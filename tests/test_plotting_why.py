@@ -40,14 +40,15 @@ def test_figure1_has_one_accuracy_panel_and_one_shared_percentile_panel_per_netw
 
 def test_sweep_plot_means_seeds_and_diverged_runs():
     table = pd.DataFrame({
-        "network": ["plain"] * 4,
-        "learning_rate": [0.1, 0.1, 10.0, 10.0],
-        "test_accuracy": [90.0, 94.0, np.nan, np.nan],
-        "diverged": [False, False, True, True],
+        "network": ["plain"] * 6,
+        "learning_rate": [0.1, 0.1, 1.0, 1.0, 10.0, 10.0],
+        "test_accuracy": [90.0, 94.0, 95.0, np.nan, np.nan, np.nan],
+        "diverged": [False, False, False, True, True, True],
+        "trains": [True, True, True, False, False, False],
     })
     ax = plotting_why.plot_sweep(table, "learning_rate")
     mean, seeds, diverged, threshold = ax.lines
-    np.testing.assert_array_equal(mean.get_ydata(), [92.0, np.nan])
+    np.testing.assert_array_equal(mean.get_ydata(), [92.0, np.nan, np.nan])  # one diverged seed: no mean
     np.testing.assert_array_equal(seeds.get_ydata(), table["test_accuracy"])
-    np.testing.assert_array_equal(diverged.get_xdata(), [10.0, 10.0])
+    np.testing.assert_array_equal(diverged.get_xdata(), [1.0, 10.0, 10.0])
     assert threshold.get_ydata()[0] == 90.0 and ax.get_xscale() == "log"

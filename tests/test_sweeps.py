@@ -55,6 +55,19 @@ def test_trained_values_need_every_seed():
     assert sweeps.trained_values(table, "learning_rate") == {"A": [0.1], "B": []}
 
 
+def test_summary_has_no_mean_where_a_seed_diverged():
+    table = pd.DataFrame({
+        "network": ["A"] * 4,
+        "learning_rate": [0.1, 0.1, 1.0, 1.0],
+        "test_accuracy": [92.0, 88.0, 95.0, math.nan],
+        "diverged": [False, False, False, True],
+        "trains": [True, False, True, False],
+    })
+    summary = sweeps.sweep_summary(table, "learning_rate").loc["A"]
+    assert summary.loc[0.1].tolist() == [90.0, 0, 1]
+    assert math.isnan(summary.loc[1.0, "mean test accuracy (%)"]) and summary.loc[1.0, "runs diverged"] == 1
+
+
 @pytest.mark.parametrize("init_std", [0.001, 0.3])
 @pytest.mark.parametrize("network", list(sweeps.NETWORKS))
 def test_initialization_draws_the_stated_weights(network, init_std):
