@@ -41,7 +41,8 @@ def plot_accuracy(history, ax=None, label=None):
     name = f"{label}: " if label else ""
     (line,) = ax.plot(epochs, history.train_acc, marker=".", label=f"{name}train")
     ax.plot(epochs, history.valid_acc, marker=".", linestyle="--", color=line.get_color(), label=f"{name}validation")
-    ax.set(xlabel="epoch", ylabel="accuracy (%)", title="Accuracy per epoch, eval mode (solid: train, dashed: validation)")
+    title = "Accuracy per epoch, eval mode (solid: train, dashed: validation)"
+    ax.set(xlabel="epoch", ylabel="accuracy (%)", title=title)
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # quick mode has 2 epochs: no 1.5 ticks
     ax.legend(loc="lower right")
     return ax
