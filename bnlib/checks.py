@@ -30,7 +30,10 @@ def check_number(name, value, low=None, high=None, *, low_open=False, high_open=
 
 
 def check_choice(name, value, choices):
-    """`value` when it is one of `choices`; else ValueError naming `name` and listing the choices."""
-    if value not in choices:
+    """`value` when it is one of `choices` (of the same type: 1 is not True); else ValueError naming `name`.
+
+    The type matters because resolved arguments key the run cache, where True and 1 must not be two models.
+    """
+    if not any(type(value) is type(choice) and value == choice for choice in choices):
         raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
     return value

@@ -11,13 +11,6 @@ NORMS = ("batch", "layer", "group")
 ACTIVATIONS = {"relu": nn.ReLU, "sigmoid": nn.Sigmoid, "tanh": nn.Tanh}
 
 
-def _check_flag(name, value, allowed):
-    # A bool, not 1 or 0: the resolved arguments key the run cache, where True and 1 must not be two models.
-    if not any(value is choice for choice in allowed):
-        raise ValueError(f"{name} must be one of {allowed}, got {value!r}")
-    return value
-
-
 def _check_hidden(hidden):
     if isinstance(hidden, (str, bytes)) or not hasattr(hidden, "__len__") or len(hidden) == 0:
         raise ValueError(f"hidden must be a non-empty sequence of positive integers, got {hidden!r}")
@@ -31,7 +24,7 @@ def _checked(arguments):
         "bn": check_choice("bn", arguments["bn"], BN_PLACEMENTS),
         "norm": check_choice("norm", arguments["norm"], NORMS),
         "groups": check_integer("groups", arguments["groups"], minimum=1),
-        "bias": _check_flag("bias", arguments["bias"], (None, True, False)),
+        "bias": check_choice("bias", arguments["bias"], (None, True, False)),
         "dropout": check_number("dropout", arguments["dropout"], 0, 1, high_open=True),
         "activation": check_choice("activation", arguments["activation"], tuple(ACTIVATIONS)),
         "in_features": check_integer("in_features", arguments["in_features"], minimum=1),
@@ -39,7 +32,7 @@ def _checked(arguments):
         "init_std": None
         if arguments["init_std"] is None
         else check_number("init_std", arguments["init_std"], 0, None, low_open=True),
-        "zero_bias": _check_flag("zero_bias", arguments["zero_bias"], (True, False)),
+        "zero_bias": check_choice("zero_bias", arguments["zero_bias"], (True, False)),
     }
     if checked["bn"] is not None and checked["norm"] == "group":
         uneven = [size for size in checked["hidden"] if size % checked["groups"]]

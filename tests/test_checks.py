@@ -25,5 +25,9 @@ def test_check_number_interval_ends():
 
 def test_check_choice_lists_the_choices():
     assert check_choice("bn", "before", (None, "before", "after")) == "before"
+    assert check_choice("bias", None, (None, True, False)) is None
+    for bad in (1, 0, 1.0, "True"):  # equal to True/False in Python, but another cache key
+        with pytest.raises(ValueError, match="bias must be one of"):
+            check_choice("bias", bad, (None, True, False))
     with pytest.raises(ValueError, match=r"bn must be one of \(None, 'before', 'after'\), got 'middle'"):
         check_choice("bn", "middle", (None, "before", "after"))
