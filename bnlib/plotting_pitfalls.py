@@ -2,6 +2,7 @@
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import NullLocator
 
 
 def plot_accuracy_and_noise(sizes, eval_acc, train_mode_acc, mean_noise, var_noise, *, xlabel, reference=None,
@@ -24,7 +25,7 @@ def plot_accuracy_and_noise(sizes, eval_acc, train_mode_acc, mean_noise, var_noi
                  title="Noise of the first BatchNorm's batch statistics")  # fmt: skip
     for ax in (acc_ax, noise_ax):
         ax.set_xticks(sizes, [str(size) for size in sizes])
-        ax.minorticks_off()
+        ax.xaxis.set_minor_locator(NullLocator())  # only the batch sizes on the log axis
         ax.legend()
     if title:
         fig.suptitle(title)
