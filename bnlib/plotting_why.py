@@ -50,6 +50,8 @@ def plot_figure1(runs, tensors):
     for letter, ax, (name, record) in zip("bcdefg", axes[1:], runs.items(), strict=False):
         plot_percentiles(record["tracked_steps"], tensors[name]["unit_inputs"], ax=ax, title=f"({letter}) {name}")
         ax.sharey(axes[1])
+        if ax is not axes[1]:
+            ax.get_legend().remove()  # one legend says it for all panels
     finals = ", ".join(f"{name} {record['final_test_accuracy']:.1f} %" for name, record in runs.items())
     figure.suptitle(f"One sigmoid's input over training (15th, 50th, 85th percentile); test accuracy: {finals}")
     return figure
@@ -57,7 +59,7 @@ def plot_figure1(runs, tensors):
 
 def plot_sweep(table, column, ax=None, xlabel=None):
     """Test accuracy against `column` (log axis) per network: mean over seeds, each seed a dot, diverged runs an x."""
-    ax = _axes(ax, figsize=(7, 4))
+    ax = _axes(ax, figsize=(8, 4))
     means = sweep_summary(table, column)["mean test accuracy (%)"]  # NaN where any seed diverged: a gap
     for index, (network, group) in enumerate(table.groupby("network", sort=False)):
         color = f"C{index}"
