@@ -20,6 +20,23 @@ def ipympl_active():
     return backend in {"widget", "ipympl"} or "ipympl" in backend
 
 
+def inline_forced():
+    """True when `BNLIB_BACKEND=inline` asks for static figures (the frontend cannot show live widgets)."""
+    return os.environ.get(BACKEND_ENV, "").strip().lower() == "inline"
+
+
+def browser_figures_enabled():
+    """True where the explorer may draw in the browser (bnlib.explorer_browser): anywidget imports and
+    `BNLIB_BACKEND` is not "inline"."""
+    if inline_forced():
+        return False
+    try:
+        import anywidget  # noqa: F401  (only whether it imports matters)
+    except ImportError:
+        return False
+    return True
+
+
 def _ipython_shell():
     """The running IPython shell, or None outside IPython (a plain script or a test)."""
     try:
@@ -43,7 +60,7 @@ def use_widget_backend(verbose=True):
 
     Inline is used when `BNLIB_BACKEND=inline` or ipympl cannot be imported; `verbose` prints one line then.
     """
-    forced = os.environ.get(BACKEND_ENV, "").strip().lower() == "inline"
+    forced = inline_forced()
     reason = f"{BACKEND_ENV}=inline" if forced else None
     if not forced:
         try:

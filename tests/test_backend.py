@@ -8,7 +8,7 @@ import pytest
 from nbclient import NotebookClient
 
 from bnlib import backend
-from bnlib.backend import BACKEND_ENV, use_widget_backend
+from bnlib.backend import BACKEND_ENV, browser_figures_enabled, use_widget_backend
 
 
 def is_widget(name):
@@ -85,3 +85,12 @@ def test_in_a_notebook_kernel():
     (widget, widget_backend), (inline, inline_backend) = printed
     assert (widget, inline) == ("widget", "inline")
     assert is_widget(widget_backend) and is_inline(inline_backend), (widget_backend, inline_backend)
+
+
+def test_browser_figures_where_anywidget_imports_and_not_forced_inline(monkeypatch):
+    assert browser_figures_enabled()
+    monkeypatch.setenv(BACKEND_ENV, "inline")
+    assert not browser_figures_enabled()
+    monkeypatch.delenv(BACKEND_ENV)
+    monkeypatch.setitem(sys.modules, "anywidget", None)  # `import anywidget` now raises ImportError
+    assert not browser_figures_enabled()
