@@ -1,4 +1,5 @@
-"""What notebook 02 shows, checked against PyTorch: BN's forward by hand, and the bias a BatchNorm makes redundant.
+"""What notebooks 02 and 05 show, checked against PyTorch: BN's forward by hand, the bias a BatchNorm makes redundant,
+and which inputs one example can train.
 
 Tolerances: rtol = atol = 1e-5, float32 precision for values of order 1 (bitwise equality is not
 expected: PyTorch's kernels sum in a different order).
@@ -105,3 +106,23 @@ def test_the_lecture_model_with_and_without_bias_agree_in_train_mode():
     inputs = torch.rand(32, 1, 28, 28)
     torch.testing.assert_close(with_bias.train()(inputs), without_bias.train()(inputs), **TOLERANCE)
     assert count_parameters(with_bias) - count_parameters(without_bias) == 75 + 45
+
+
+@pytest.mark.parametrize(
+    ("layer", "shape"),
+    [(nn.BatchNorm1d(4), (1, 4, 20)), (nn.BatchNorm2d(4), (1, 4, 5, 5))],
+    ids=["BatchNorm1d (1, C, L)", "BatchNorm2d (1, C, H, W)"],
+)
+def test_one_example_trains_when_each_channel_has_several_values(layer, shape):
+    inputs = torch.randn(shape, generator=torch.Generator().manual_seed(6)) * 3 + 2
+    output = layer.train()(inputs)  # statistics over N x L (or N x H x W) values per channel
+    dims = tuple(dim for dim in range(len(shape)) if dim != 1)
+    torch.testing.assert_close(output.mean(dim=dims), torch.zeros(4), **TOLERANCE)
+    torch.testing.assert_close(layer.running_var, 0.9 + 0.1 * inputs.var(dim=dims), **TOLERANCE)
+
+
+def test_one_example_of_shape_n_c_is_an_error_in_train_mode_only():
+    layer = nn.BatchNorm1d(4)
+    with pytest.raises(ValueError, match="Expected more than 1 value per channel"):
+        layer.train()(torch.randn(1, 4))
+    assert layer.eval()(torch.randn(1, 4)).shape == (1, 4)
