@@ -18,12 +18,12 @@ def plot_accuracy_vs_step(runs, ax=None):
     """Test accuracy against training step for {name: record of `paper_figure.train_and_track`}."""
     ax = _axes(ax)
     for name, record in runs.items():
-        ax.plot(record["accuracy_steps"], record["test_accuracy"], marker=".", label=name)
-    finals = ", ".join(f"{name} {record['final_test_accuracy']:.1f} %" for name, record in runs.items())
-    ax.set(xlabel="training step", ylabel="test accuracy (%)", title=f"Test accuracy at the end: {finals}")
+        label = f"{name}: {record['final_test_accuracy']:.1f} % at the end"
+        ax.plot(record["accuracy_steps"], record["test_accuracy"], marker=".", label=label)
+    ax.set(xlabel="training step", ylabel="test accuracy (%)", title="Test accuracy during training")
     low = min(min(record["test_accuracy"][1:] or record["test_accuracy"]) for record in runs.values())
     ax.set_ylim(max(low - 2, 0), 100)  # the first measurement (step 0, chance) would squash the curves
-    ax.legend(loc="lower right")
+    ax.legend(loc="lower right", fontsize="small")
     return ax
 
 
@@ -40,20 +40,24 @@ def plot_percentiles(steps, unit_inputs, ax=None, title=None):
 
 
 def plot_figure1(runs, tensors):
-    """Ioffe & Szegedy's Figure 1 side by side: (a) accuracy, then one percentile panel per network (same y axis).
+    """Ioffe & Szegedy's Figure 1: (a) accuracy, then one percentile panel per network (same y axis), in a grid.
 
     `runs`: {name: record}; `tensors`: {name: {"unit_inputs": (checkpoints, images)}}. Returns the Figure.
     """
-    figure = plt.figure(figsize=(4.2 * (len(runs) + 1), 3.8), layout="constrained")
-    axes = figure.subplots(1, len(runs) + 1)
+    count = len(runs) + 1
+    columns = count if count <= 3 else 2  # four panels as 2 x 2: a notebook is about 10 inches wide
+    rows = -(-count // columns)
+    figure = plt.figure(figsize=(3.6 * columns, 3.3 * rows), layout="constrained")
+    axes = figure.subplots(rows, columns, squeeze=False).flatten()
+    for extra in axes[count:]:
+        extra.remove()
     plot_accuracy_vs_step(runs, ax=axes[0]).set_title("(a) test accuracy")
-    for letter, ax, (name, record) in zip("bcdefg", axes[1:], runs.items(), strict=False):
+    for letter, ax, (name, record) in zip("bcdefg", axes[1:count], runs.items(), strict=False):
         plot_percentiles(record["tracked_steps"], tensors[name]["unit_inputs"], ax=ax, title=f"({letter}) {name}")
         ax.sharey(axes[1])
         if ax is not axes[1]:
             ax.get_legend().remove()  # one legend says it for all panels
-    finals = ", ".join(f"{name} {record['final_test_accuracy']:.1f} %" for name, record in runs.items())
-    figure.suptitle(f"One sigmoid's input over training (15th, 50th, 85th percentile); test accuracy: {finals}")
+    figure.suptitle("Test accuracy, and one sigmoid's input over training (15th, 50th, 85th percentiles)")
     return figure
 
 

@@ -35,7 +35,17 @@ def test_figure1_has_one_accuracy_panel_and_one_shared_percentile_panel_per_netw
     accuracy, *percentiles = figure.axes
     assert len(percentiles) == 2 and percentiles[0].get_shared_y_axes().joined(*percentiles)
     assert [line.get_ydata()[-1] for line in accuracy.lines] == [90.0, 97.5]
-    assert "BatchNorm 97.5 %" in figure.get_suptitle()
+    assert [text.get_text() for text in accuracy.get_legend().get_texts()] == [
+        "no BatchNorm: 90.0 % at the end", "BatchNorm: 97.5 % at the end"]
+
+
+def test_figure1_with_three_networks_is_a_two_by_two_grid():
+    names = ("no BatchNorm", "BatchNorm", "noisy BatchNorm")
+    runs = {name: run_record(90.0) for name in names}
+    figure = plotting_why.plot_figure1(runs, {name: {"unit_inputs": np.zeros((3, 10))} for name in names})
+    positions = {(ax.get_subplotspec().rowspan.start, ax.get_subplotspec().colspan.start) for ax in figure.axes}
+    assert positions == {(0, 0), (0, 1), (1, 0), (1, 1)}
+    assert [ax.get_legend() is not None for ax in figure.axes] == [True, True, False, False]
 
 
 def test_sweep_plot_means_seeds_and_diverged_runs():
