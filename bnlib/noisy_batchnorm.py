@@ -5,6 +5,7 @@ that BatchNorm no longer keeps it still; it is drawn anew at every train-mode fo
 per training step) and is off in eval mode.
 """
 
+import contextlib
 from dataclasses import asdict, dataclass
 
 import torch
@@ -82,3 +83,18 @@ def add_noise_after_batchnorm(model, distribution=None, seed=0):
         if isinstance(module, nn.BatchNorm1d):
             layers.append(RandomAffineNoise(module.num_features, distribution, seed + len(layers)))
     return nn.Sequential(*layers)
+
+
+@contextlib.contextmanager
+def noise_replayed(model):
+    """Inside the block, noise layers draw what the next training step will draw: their generators are reset after.
+
+    A measurement in train mode then sees the network exactly as that step does, and leaves training unchanged.
+    """
+    layers = [module for module in model.modules() if isinstance(module, RandomAffineNoise)]
+    states = [layer.generator.get_state() for layer in layers]
+    try:
+        yield model
+    finally:
+        for layer, state in zip(layers, states, strict=True):
+            layer.generator.set_state(state)

@@ -16,7 +16,7 @@ from bnlib.cache import cached
 from bnlib.checks import check_integer, check_number
 from bnlib.data import TensorLoader
 from bnlib.models import make_mlp, mlp_arguments
-from bnlib.noisy_batchnorm import add_noise_after_batchnorm
+from bnlib.noisy_batchnorm import add_noise_after_batchnorm, noise_replayed
 from bnlib.runtime import device as best_device
 from bnlib.runtime import seed_everything
 from bnlib.step_training import evaluation_mode, train_steps
@@ -84,7 +84,8 @@ def train_and_track(model, data, *, num_steps, batch_size, learning_rate, seed, 
     def measure(model, step, loss=None):
         if step % track_every == 0:
             steps.append(step)
-            unit_inputs.append(sigmoid_inputs(model, tracked)[:, unit].cpu())
+            with noise_replayed(model):  # noisy BatchNorm: the noise of the next step, which stays unchanged
+                unit_inputs.append(sigmoid_inputs(model, tracked)[:, unit].cpu())
         if step % accuracy_every == 0 or step == num_steps:
             with evaluation_mode(model):
                 accuracy_steps.append(step)
@@ -128,6 +129,7 @@ def tracked_run(bn, data, *, num_steps, seed, noise=None, batch_size=PAPER_BATCH
 
     config = {"procedure": "Ioffe & Szegedy 2015 Figure 1: SGD steps, one last-layer sigmoid input tracked",
               "model": {"arguments": mlp_arguments(**options), "structure": str(build())},
+              "tracking": "train-mode batch statistics, running statistics untouched, the next step's noise",
               "noise": None if noise is None else noise.to_dict(), "optimizer": "SGD", **sizes}
     name = "noisy BatchNorm" if noise is not None else ("BatchNorm" if bn else "no BatchNorm")
     return cached(config, lambda: train_and_track(build(), data, device=device, **sizes), data=data, device=device,

@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from bnlib.models import make_mlp
-from bnlib.noisy_batchnorm import NoiseDistribution, RandomAffineNoise, add_noise_after_batchnorm
+from bnlib.noisy_batchnorm import NoiseDistribution, RandomAffineNoise, add_noise_after_batchnorm, noise_replayed
 
 DRAWS, UNITS = 2_000, 50  # 100,000 draws of each of scale and shift
 
@@ -62,6 +62,18 @@ def test_noise_has_its_own_generator():
     assert torch.equal(torch.rand(3), expected)  # the rest of training draws the same numbers
     first, second = (draws(RandomAffineNoise(5, seed=7), 3)[0] for _ in range(2))
     assert torch.equal(first, second)  # same seed, same noise
+
+
+def test_noise_replayed_shows_the_next_draw_without_using_it():
+    noisy = add_noise_after_batchnorm(make_mlp((20, 10), bn="before")).train()
+    inputs = torch.randn(16, 784)
+    with torch.no_grad(), noise_replayed(noisy):
+        measured = noisy(inputs)
+    with torch.no_grad():
+        trained = noisy(inputs)  # the next "training step" draws the same noise
+        following = noisy(inputs)
+    torch.testing.assert_close(trained, measured, rtol=0, atol=0)
+    assert not torch.allclose(following, trained)
 
 
 def test_noise_goes_after_every_batchnorm():
