@@ -37,10 +37,12 @@ test: $(STAMP)  ## ruff, unit tests, every notebook in quick mode, the browser t
 test-browser: $(STAMP)  ## only the JupyterLab-in-Chromium test
 	$(BIN)/python -m pytest -m browser -s
 
+# Without stored widget state the HTML shows each widget's static picture (the explorer's PNG, ipympl's image)
+# instead of a view that needs the widget scripts from a CDN.
 run: $(STAMP)  ## every notebook in full mode, executed copies and HTML in build/notebooks/; fills the run cache
 	mkdir -p build/notebooks
 	BNLIB_QUICK=0 $(BIN)/jupyter nbconvert --to notebook --execute --ExecutePreprocessor.timeout=-1 \
-		--output-dir build/notebooks $(NOTEBOOKS)
+		--ExecutePreprocessor.store_widget_state=False --output-dir build/notebooks $(NOTEBOOKS)
 	$(BIN)/jupyter nbconvert --to html --output-dir build/notebooks build/notebooks/*.ipynb
 	$(BIN)/python tools/export_figures.py build/notebooks build/figures
 

@@ -84,15 +84,16 @@ window.bnlibTest = {
     return `${element.width}x${element.height}:${hash}`;
   },
   // Arms a measurement: the next key press (its event time) starts the clock, and the first animation frame
-  // whose fingerprint of `element` differs from now stops it; the result lands in `latency` (ms; null: timed out).
+  // that finds the fingerprint of `element` changed stops it; the result lands in `latency` (ms; null: timed out).
   armLatency(element, timeoutMs) {
     const before = this.fingerprint(element);
     this.latency = undefined;
     let pressed = null;
     window.addEventListener('keydown', event => { pressed = event.timeStamp; }, {capture: true, once: true});
-    const watch = frame => {
-      if (pressed !== null && frame - pressed > timeoutMs) { this.latency = null; return; }
-      if (pressed !== null && this.fingerprint(element) !== before) { this.latency = frame - pressed; return; }
+    const watch = () => {  // once per frame
+      const now = performance.now();
+      if (pressed !== null && now - pressed > timeoutMs) { this.latency = null; return; }
+      if (pressed !== null && this.fingerprint(element) !== before) { this.latency = now - pressed; return; }
       requestAnimationFrame(watch);
     };
     requestAnimationFrame(watch);
@@ -471,3 +472,42 @@ class MomentumExplorer:
 def latency_summary(timings):
     """{median, p95, count} of latencies in ms (NumPy's linear percentile)."""
     return {"median": float(np.median(timings)), "p95": float(np.percentile(timings, 95)), "count": len(timings)}
+
+
+class PredictQuestion:
+    """A predict-then-reveal question (`bnlib.predict`) in the page, found by its CSS classes: radio choices,
+    a Reveal button and a feedback line that starts with "Right." or "Not quite." once revealed."""
+
+    def __init__(self, root):
+        self.root = root
+        self.choices = root.locator(".bnlib-predict-choices input[type=radio]")
+        self.labels = root.locator(".bnlib-predict-choices label")
+        self.reveal_button = root.locator(".bnlib-predict-reveal").first
+        self.feedback = root.locator(".bnlib-predict-feedback").first
+
+    @classmethod
+    def all_in(cls, page):
+        questions = page.locator(".bnlib-predict")
+        return [cls(questions.nth(index)) for index in range(questions.count())]
+
+    def options(self):
+        return [text.strip() for text in self.labels.all_inner_texts()]
+
+    def answer(self, index):
+        """Pick choice `index`, press Reveal, wait for the verdict; returns (the chosen text, the feedback text)."""
+        self.root.scroll_into_view_if_needed()
+        chosen = self.options()[index]
+        expect(self.reveal_button).to_be_disabled()  # nothing to reveal before a prediction
+        self.choices.nth(index).check()
+        expect(self.reveal_button).to_be_enabled()
+        self.reveal_button.click()
+        expect(self.feedback).to_have_text(re.compile(r"^\s*(Right\.|Not quite\.)"))
+        return chosen, self.feedback.inner_text().strip()
+
+    def locked(self):
+        """True when every choice is disabled (the prediction cannot change after the reveal)."""
+        return all(self.choices.nth(index).is_disabled() for index in range(self.choices.count()))
+
+    def verdict_class(self):
+        classes = self.feedback.get_attribute("class") or ""
+        return "right" if "bnlib-predict-right" in classes else "wrong" if "bnlib-predict-wrong" in classes else None

@@ -2,30 +2,36 @@
 
 For each notebook: open it in a fresh workspace, Run > Run All Cells, wait until every cell has run and the
 kernel is idle, and fail on any error output, any widget that did not render, or any error a widget callback
-logged. In the running-statistics notebook, also use the momentum explorer: type a new momentum into the
-slider's readout at an early training step and check that the accuracy readout and the plot change, toggle
-cumulative averaging, and step the play control.
+logged. In the running-statistics notebook, also use the momentum explorer: time one arrow-key step of the
+momentum slider at a time from the key press to new pixels in the figure (median and p95, printed), type a
+new momentum into the slider's readout at an early training step and check that the accuracy readout and
+the plot change, toggle cumulative averaging, and step the play control. In a notebook with predict-then-
+reveal questions, answer the first one and check its verdict. The explorer notebook's HTML export (as
+`make run` makes it) must show a picture of the explorer, not a widget placeholder.
 
-Screenshots go to build/screenshots/: one per notebook, the explorer before and after the slider move, and
-one of the page when a notebook fails. Select with `pytest -m browser`; the server runs in quick mode
-(BNLIB_QUICK=1) and passes BNLIB_DATA_DIR on. Without Chromium or Playwright the test is skipped, with an
-install hint; in CI (CI=true) that is a failure instead.
+Screenshots go to build/screenshots/: one per notebook, the explorer before and after the slider move, the
+explorer in the HTML export, and one of the page when a notebook fails. Select with `pytest -m browser`;
+the server runs in quick mode (BNLIB_QUICK=1) and passes BNLIB_DATA_DIR on. Without Chromium or Playwright
+the test is skipped, with an install hint; in CI (CI=true) that is a failure instead.
 """
 
 import os
 import re
 import secrets
+import subprocess
+import sys
 import time
 from pathlib import Path
 
+import nbformat
 import pytest
 from lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium, lab_server
 
 try:
-    from notebook_page import MomentumExplorer, NotebookPage, latency_summary
+    from notebook_page import MomentumExplorer, NotebookPage, PredictQuestion, latency_summary
     from playwright.sync_api import expect
 except ImportError:  # no Playwright: the browser fixture below skips with the install hint (fails in CI)
-    MomentumExplorer = NotebookPage = latency_summary = expect = None
+    MomentumExplorer = NotebookPage = PredictQuestion = latency_summary = expect = None
 
 pytestmark = pytest.mark.browser
 
@@ -106,6 +112,9 @@ def test_notebook_in_jupyterlab(name, page, lab):
 
         if name == EXPLORER_NOTEBOOK:
             exercise_momentum_explorer(notebook, stem)
+        questions = PredictQuestion.all_in(page)
+        if questions:
+            answer_a_prediction(questions[0], name)
 
         notebook.wait_for_widgets()  # again, after the interactions
         errors = notebook.log_console_errors()
@@ -184,6 +193,87 @@ def exercise_momentum_explorer(notebook, stem):
 
     errors = explorer.printed_errors()
     assert not errors, "the explorer printed errors:\n" + "\n".join(errors)
+
+
+def answer_a_prediction(question, name):
+    """Commit to the first choice of a predict-then-reveal question and check the verdict it gives."""
+    options = question.options()
+    assert len(options) >= 2, f"{name}: a prediction question with choices {options}"
+    chosen, feedback = question.answer(0)
+    assert question.locked(), f"{name}: the choices can still change after Reveal"
+    if feedback.startswith("Right."):
+        assert question.verdict_class() == "right", feedback
+    else:  # "Not quite. The answer is <another choice>."
+        named = [option for option in options if f"The answer is {option}." in feedback]
+        assert named and named[0] != chosen and question.verdict_class() == "wrong", (chosen, feedback)
+    print(f"{name}: predicted {chosen!r}; {feedback[:120]}")
+
+
+def export_html(name, folder):
+    """The notebook executed and exported to HTML with the two nbconvert commands of `make run` (keep them in
+    step with the Makefile), in quick mode."""
+    env = dict(os.environ, BNLIB_QUICK="1", BNLIB_LIVE="0")
+    nbconvert = [sys.executable, "-m", "nbconvert", "--output-dir", str(folder)]
+    execute = ["--to", "notebook", "--execute", "--ExecutePreprocessor.timeout=-1",
+               "--ExecutePreprocessor.store_widget_state=False", str(NOTEBOOK_DIR / name)]
+    for arguments in (execute, ["--to", "html", str(folder / name)]):
+        result = subprocess.run([*nbconvert, *arguments], env=env, capture_output=True, text=True, timeout=RUN_TIMEOUT)
+        assert result.returncode == 0, f"nbconvert {arguments[:2]} failed:\n{result.stderr[-3000:]}"
+    return folder / f"{Path(name).stem}.html"
+
+
+def test_the_html_export_shows_a_picture_of_the_explorer(browser, tmp_path):
+    """Where widgets do not run (make run's HTML), the explorer's output is its PNG, not a widget placeholder."""
+    html = export_html(EXPLORER_NOTEBOOK, tmp_path)
+    page = browser.new_page(viewport=VIEWPORT)
+    try:
+        page.goto(html.as_uri())
+        cell = page.locator(".jp-CodeCell").filter(has_text="momentum_explorer(").last
+        output = cell.locator(".jp-OutputArea-output").last
+        picture = output.locator("img").first
+        expect(picture).to_be_visible()
+        width, height = picture.evaluate("image => [image.naturalWidth, image.naturalHeight]")
+        assert width > 300 and height > 200, f"the explorer's picture is {width} x {height} px"
+        shown = output.inner_text()
+        for placeholder in ("Loading widget", "Error displaying widget", "could not be displayed"):
+            assert placeholder not in shown, f"the HTML export shows {placeholder!r} for the explorer"
+        SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+        output.screenshot(path=str(SCREENSHOTS / f"{Path(EXPLORER_NOTEBOOK).stem}-html-export.png"))
+    finally:
+        page.close()
+
+
+LIVE_CELLS = [
+    "%matplotlib widget\nimport time, torch\nfrom bnlib.data import TensorLoader\nfrom bnlib.live import LiveCurves\n"
+    "from bnlib.models import make_mlp\nfrom bnlib.train import train_model\n"
+    "loader = TensorLoader(torch.randn(256, 20), torch.randint(0, 3, (256,)), 64)",
+    "curves = LiveCurves('live check', interval=0)  # every epoch\n"
+    "def slow(model, step):\n    time.sleep(0.1)  # about 0.4 s an epoch: time to watch\n"
+    "history = train_model(make_mlp((8,), in_features=20, num_classes=3, bn='before'), 12, loader, loader,\n"
+    "                      progress=False, device='cpu', on_batch=slow, on_epoch=curves)",
+]
+
+
+def test_live_curves_grow_while_the_kernel_trains(page, lab):
+    """With ipympl the live figure is redrawn while the cell still runs (the kernel busy), in one canvas."""
+    name = "live_curves_check.ipynb"
+    notebook_json = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in LIVE_CELLS])
+    notebook_json.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook_json, Path(lab.root) / name)
+    notebook = NotebookPage(page, name)
+    notebook.open(lab, workspace=f"browser-test-live-{secrets.token_hex(4)}")
+    notebook.run_all_cells()
+    canvas = page.locator(".jp-CodeCell").nth(1).locator(".jupyter-matplotlib-canvas-div canvas").first
+    expect(canvas).to_be_visible(timeout=60_000)
+    first = canvas.evaluate("element => window.bnlibTest.fingerprint(element)")
+    changed_while_busy = (
+        "([element, first]) => (window.bnlibTest.state() || {}).kernel === 'busy'"
+        " && window.bnlibTest.fingerprint(element) !== first"
+    )
+    page.wait_for_function(changed_while_busy, arg=[canvas.element_handle(), first], timeout=30_000)
+    notebook.wait_for_run(120)
+    figures = page.locator(".jp-CodeCell").nth(1).locator(".jupyter-matplotlib-canvas-div")
+    assert figures.count() == 1, f"{figures.count()} live figures, not one redrawn in place"
 
 
 def test_the_explorer_notebook_is_among_them():
