@@ -37,9 +37,10 @@ def pitfall_data(data, sizes):
 
     if sizes.num_train is None and sizes.num_test is None:
         return data
+    train, test = first(data.train, sizes.num_train), first(data.test, sizes.num_test)
     return MNISTSplits(
-        train=first(data.train, sizes.num_train),
+        train=train,
         valid=data.valid,
-        test=first(data.test, sizes.num_test),
-        source=f"{data.source}; quick mode: the first {sizes.num_train:,} training and {sizes.num_test:,} test images",
+        test=test,
+        source=f"{data.source}; quick mode: the first {len(train[1]):,} training and {len(test[1]):,} test images",
     )
