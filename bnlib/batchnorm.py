@@ -33,6 +33,15 @@ def mean_and_var(entry):
     return (entry.mean, entry.var) if hasattr(entry, "mean") else tuple(entry)
 
 
+def batchnorm_affine(batchnorm):
+    """(scale, shift), float64 tensors of shape (units,), with batchnorm(z) = scale * z + shift in eval mode."""
+    scale = 1.0 / torch.sqrt(batchnorm.running_var.double() + batchnorm.eps)
+    shift = -batchnorm.running_mean.double() * scale
+    if batchnorm.affine:
+        scale, shift = scale * batchnorm.weight.double(), shift * batchnorm.weight.double() + batchnorm.bias.double()
+    return scale, shift
+
+
 @contextmanager
 def swapped_running_stats(model, stats):
     """Within the block the model is in eval mode and normalizes with `stats` ({name: (mean, var) or PopulationStats}).

@@ -11,18 +11,9 @@ import copy
 import torch
 from torch import nn
 
-from bnlib.batchnorm import BATCHNORM_TYPES
+from bnlib.batchnorm import BATCHNORM_TYPES, batchnorm_affine
 
 IDENTITY_IN_EVAL = (nn.Dropout, nn.AlphaDropout, nn.Identity)  # what may sit between a BatchNorm and the next Linear
-
-
-def batchnorm_affine(batchnorm):
-    """(scale, shift), float64 tensors of shape (units,), with batchnorm(z) = scale * z + shift in eval mode."""
-    scale = 1.0 / torch.sqrt(batchnorm.running_var.double() + batchnorm.eps)
-    shift = -batchnorm.running_mean.double() * scale
-    if batchnorm.affine:
-        scale, shift = scale * batchnorm.weight.double(), shift * batchnorm.weight.double() + batchnorm.bias.double()
-    return scale, shift
 
 
 def _new_linear(like, weight, bias):
@@ -52,11 +43,11 @@ def fold_into_next(batchnorm, linear):
     return _new_linear(linear, weight * scale[None, :], weight @ shift + _bias(linear))
 
 
-def _flat_children(sequential, prefix=""):
-    """(dotted name, module) of the leaves of nested nn.Sequentials, in order."""
+def flat_layers(sequential, prefix=""):
+    """(dotted name, module) of the layers of an nn.Sequential, nested nn.Sequentials opened, in order."""
     for name, module in sequential.named_children():
         if isinstance(module, nn.Sequential):
-            yield from _flat_children(module, f"{prefix}{name}.")
+            yield from flat_layers(module, f"{prefix}{name}.")
         else:
             yield f"{prefix}{name}", module
 
@@ -110,38 +101,5 @@ def fold_batchnorm(model):
         if isinstance(module, BATCHNORM_TYPES) and not isinstance(owner, nn.Sequential):
             raise ValueError(f"cannot fold BatchNorm layer {name}: it is in a {type(owner).__name__}, not a Sequential")
     copied = copy.deepcopy(model)  # the unfolded layers are reused: the original must keep its own
-    return nn.Sequential(*_fold_layers(_flat_children(copied))).eval()
+    return nn.Sequential(*_fold_layers(flat_layers(copied))).eval()
 
-
-MAGNITUDE_PRESERVING = (nn.ReLU, nn.Tanh, nn.Flatten, *IDENTITY_IN_EVAL)  # |f(z)| <= |z|, 1-Lipschitz
-
-
-@torch.no_grad()
-def fold_tolerance(model, inputs):
-    """Per-output bound, shape of model(inputs), on |fold_batchnorm(model)(inputs) - model(inputs)|.
-
-    In floating point a sum of n terms is within n * u * (sum of |terms|) of the exact sum (Higham,
-    Accuracy and Stability of Numerical Algorithms, 2002, section 3.1), u the unit roundoff of the
-    model's dtype (2**-24 for float32, 2**-53 for float64). Pushing |inputs| through the
-    eval-mode model with every weight, bias and BatchNorm term taken in absolute value gives the sum
-    of |terms| behind each output, M; each model is then within (sum of the layers' term counts) * u *
-    M of the exact value, to first order, and the two within twice that, whatever the summation order.
-    """
-    magnitude, terms = inputs.detach().double().abs(), 0
-    for name, layer in _flat_children(model):
-        if isinstance(layer, nn.Linear):
-            magnitude = magnitude @ layer.weight.double().abs().T
-            if layer.bias is not None:
-                magnitude = magnitude + layer.bias.double().abs()
-            terms += layer.in_features + 1
-        elif isinstance(layer, BATCHNORM_TYPES):
-            scale, _ = batchnorm_affine(layer)  # |gamma| / sqrt(var + eps), times |z| + |running_mean|, plus |beta|
-            beta = layer.bias.double().abs() if layer.affine else 0.0
-            magnitude = scale.abs() * (magnitude + layer.running_mean.double().abs()) + beta
-            terms += 4  # subtract, divide by the square root, multiply, add
-        elif isinstance(layer, nn.Flatten):
-            magnitude = layer(magnitude)
-        elif not isinstance(layer, MAGNITUDE_PRESERVING):
-            raise ValueError(f"fold_tolerance cannot bound layer {name} ({type(layer).__name__})")
-    unit_roundoff = torch.finfo(next(model.parameters()).dtype).eps / 2
-    return 2 * terms * unit_roundoff * magnitude

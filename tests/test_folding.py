@@ -1,6 +1,6 @@
 """fold_batchnorm: BatchNorm folded into the Linear before it, or after the activation into the next Linear.
 
-The folded model is compared with the original in float64, where the tolerance from fold_tolerance
+The folded model is compared with the original in float64, where the tolerance from rounding_tolerance
 is about 1e-9 of the logits' scale (so any slip in the algebra shows), and in float32 under 1, 2 and
 4 threads, where each model sums in its own order and only the rounding bound can be asked for.
 """
@@ -13,8 +13,9 @@ from torch import nn
 
 from bnlib.batchnorm import batchnorm_layers
 from bnlib.data import get_dataloaders, load_mnist
-from bnlib.folding import fold_batchnorm, fold_tolerance
+from bnlib.folding import fold_batchnorm
 from bnlib.models import make_mlp
+from bnlib.rounding import rounding_tolerance
 from bnlib.train import train_model
 
 
@@ -32,14 +33,14 @@ def trained_briefly(bn, dropout, seed=0):
 
 
 def assert_folds_exactly(model, inputs):
-    """Folded and original agree within fold_tolerance in float64 (and float32); the original is left alone."""
+    """Folded and original agree within rounding_tolerance in float64 (and float32); the original is left alone."""
     before = copy.deepcopy(model.state_dict())
     exact = copy.deepcopy(model).double()
     with torch.no_grad():
         difference = (fold_batchnorm(exact)(inputs.double()) - exact(inputs.double())).abs()
-        assert (difference <= fold_tolerance(exact, inputs)).all()
+        assert (difference <= rounding_tolerance(exact, inputs)).all()
         difference = (fold_batchnorm(model)(inputs) - model(inputs)).abs()
-        assert (difference <= fold_tolerance(model, inputs)).all()
+        assert (difference <= rounding_tolerance(model, inputs)).all()
     torch.testing.assert_close(model.state_dict(), before, rtol=0, atol=0)
     assert batchnorm_layers(model) and not model.training and not any(module.training for module in model.modules())
 
@@ -104,14 +105,14 @@ def test_fold_needs_a_sequential_with_running_statistics():
         fold_batchnorm(nn.Sequential(nn.Linear(4, 3), nn.BatchNorm1d(3, track_running_stats=False)))
 
 
-def test_fold_tolerance_catches_a_small_mistake_in_float64():
+def test_rounding_tolerance_catches_a_small_mistake_in_float64():
     model = copy.deepcopy(trained_briefly("before", 0.0)).double()
     inputs = torch.rand(100, 1, 28, 28, dtype=torch.float64)
     folded = fold_batchnorm(model)
     with torch.no_grad():
         model[2].running_var.mul_(255 / 256)  # the biased instead of the unbiased variance of a batch of 256
         difference = (folded(inputs) - model(inputs)).abs()
-    assert (difference > fold_tolerance(model, inputs)).any()
+    assert (difference > rounding_tolerance(model, inputs)).any()
 
 
 @pytest.fixture(scope="module")
@@ -131,7 +132,7 @@ def lecture_model():
 @pytest.mark.parametrize("threads", [1, 2, 4])
 def test_fold_check_holds_for_the_lecture_model_at_any_thread_count(lecture_model, threads):
     images = load_mnist().test[0]
-    tolerance = fold_tolerance(lecture_model, images)
+    tolerance = rounding_tolerance(lecture_model, images)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)
     try:
