@@ -67,6 +67,14 @@ def percentile_movement(steps, unit_inputs, after_step, percentiles=PERCENTILES)
     return later.max(axis=0) - later.min(axis=0)
 
 
+def first_step_reaching(record, accuracy):
+    """The first measured step at which the test accuracy of `record` (from `train_and_track`) reached `accuracy`
+    percent, or None when it never did: how fast a network trains."""
+    reached = [step for step, value in zip(record["accuracy_steps"], record["test_accuracy"], strict=True)
+               if value >= accuracy]
+    return reached[0] if reached else None
+
+
 def train_and_track(model, data, *, num_steps, batch_size, learning_rate, seed, track_every, num_tracked, unit,
                     accuracy_every, device):
     """Train `model` with SGD and follow one sigmoid input; returns (record, {"unit_inputs": (checkpoints, images)}).

@@ -77,6 +77,12 @@ def test_percentiles_and_their_movement():
     assert moved.shape == (3,) and np.all(moved > 1.5)
 
 
+def test_first_step_reaching():
+    record = {"accuracy_steps": [0, 50, 100, 150], "test_accuracy": [10.0, 89.9, 90.0, 85.0]}
+    assert paper_figure.first_step_reaching(record, 90.0) == 100
+    assert paper_figure.first_step_reaching(record, 95.0) is None
+
+
 @pytest.mark.parametrize("noisy", [False, True])
 def test_tracking_touches_neither_the_running_statistics_nor_training(data, noisy):
     def trained(track_every):
