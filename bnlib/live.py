@@ -1,9 +1,10 @@
 """Live learning curves while a notebook trains for real: one figure, redrawn in place, at most every 2 s.
 
 `live_curves()` returns an `on_epoch(history, num_epochs)` callback for `train_model` (which imports no
-plotting library). With ipympl the figure is a live canvas; with the inline backend it is a PNG in one
-display output that each redraw replaces (an IPython display handle). Nothing is shown until the first
-epoch ends, so a run that the cache answers shows no empty figure.
+plotting library). The figure is a PNG in one display output that each redraw replaces (an IPython display
+handle), under the inline backend and under ipympl alike: an ipympl canvas cannot show anything while the
+kernel is busy training (its view needs replies from the kernel to start), a display update can. Nothing is
+shown until the first epoch ends, so a run that the cache answers shows no empty figure.
 """
 
 import io
@@ -12,8 +13,6 @@ import time
 
 import numpy as np
 from matplotlib.figure import Figure
-
-from bnlib.backend import ipympl_active
 
 LIVE_ENV = "BNLIB_LIVE"  # "0" turns live curves off (tests, `make run`, `make warm`, `make bench` set it)
 REDRAW_INTERVAL_S = 2.0  # the class sees the curves grow; drawing more often would slow training
@@ -37,14 +36,13 @@ def live_curves(title=None):
 class LiveCurves:
     """The callback: training loss (left) and train/validation accuracy (right) against epochs, one figure.
 
-    `figure`, `draws` (redraws so far) and `handle` (the inline display handle, None with ipympl) are exposed
-    for tests; `interval` and `clock` set the throttle.
+    `figure`, `draws` (redraws so far) and `handle` (the display handle) are exposed for tests; `interval` and
+    `clock` set the throttle.
     """
 
     def __init__(self, title=None, *, interval=REDRAW_INTERVAL_S, clock=time.monotonic):
         self.title, self.interval, self.clock = title, interval, clock
         self.figure = self.handle = None
-        self.live_canvas = False  # True: an ipympl canvas; False: PNGs in one display output
         self.draws, self._last_draw = 0, None
 
     def __call__(self, history, num_epochs):
@@ -60,15 +58,7 @@ class LiveCurves:
         self._last_draw = self.clock()
 
     def _create(self, num_epochs):
-        self.live_canvas = ipympl_active()
-        if self.live_canvas:
-            import matplotlib.pyplot as plt
-
-            with plt.ioff():  # shown below, once, not again by the notebook at the end of the cell
-                self.figure = plt.figure(figsize=(9, 3.2))
-            self.figure.canvas.header_visible = False
-        else:
-            self.figure = Figure(figsize=(9, 3.2), dpi=80)  # not pyplot's: the inline backend would show it again
+        self.figure = Figure(figsize=(9, 3.2), dpi=80)  # not pyplot's: no backend shows it a second time
         self.figure.subplots_adjust(left=0.07, right=0.98, top=0.86, bottom=0.16, wspace=0.22)
         loss_axes, accuracy_axes = self.figure.subplots(1, 2)
         (self.loss,) = loss_axes.plot([], [], color="C0", linewidth=0.6, label="minibatch loss")
@@ -94,13 +84,6 @@ class LiveCurves:
     def _show(self):
         from IPython.display import Image, display
 
-        if self.live_canvas:
-            if self.draws == 0:
-                display(self.figure.canvas)
-            # draw(), not draw_idle(): draw_idle asks the front end to request a frame, a message the busy
-            # kernel would only read after training; draw() renders and pushes the frame now.
-            self.figure.canvas.draw()
-            return
         buffer = io.BytesIO()
         self.figure.savefig(buffer, format="png")
         image = Image(data=buffer.getvalue(), format="png")

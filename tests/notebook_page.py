@@ -73,11 +73,15 @@ window.bnlibTest = {
     memo.idle = state && state.kernel === 'idle' ? (memo.idle || now) : null;
     return memo.idle !== null && now - memo.idle >= settle;
   },
-  // What an element shows: a hash of a canvas's pixels, or an image's source.
+  // What an element shows: a hash of a canvas's pixels, or of an image's source (a data URL for a PNG output).
   fingerprint(element) {
-    if (element.tagName !== 'CANVAS') return element.currentSrc || element.src || element.textContent;
-    const pixels = element.getContext('2d').getImageData(0, 0, element.width, element.height).data;
     let hash = 0;
+    if (element.tagName !== 'CANVAS') {
+      const source = element.currentSrc || element.src || element.textContent;
+      for (let i = 0; i < source.length; i++) hash = (Math.imul(hash, 31) + source.charCodeAt(i)) | 0;
+      return `${source.length}:${hash}`;
+    }
+    const pixels = element.getContext('2d').getImageData(0, 0, element.width, element.height).data;
     for (let i = 0; i < pixels.length; i += 4) {
       hash = (Math.imul(hash, 31) + pixels[i] + 7 * pixels[i + 1] + 13 * pixels[i + 2]) | 0;
     }
@@ -481,7 +485,7 @@ class PredictQuestion:
     def __init__(self, root):
         self.root = root
         self.choices = root.locator(".bnlib-predict-choices input[type=radio]")
-        self.labels = root.locator(".bnlib-predict-choices label")
+        self.labels = root.locator(".bnlib-predict-choices .widget-radio-box label")
         self.reveal_button = root.locator(".bnlib-predict-reveal").first
         self.feedback = root.locator(".bnlib-predict-feedback").first
 

@@ -243,6 +243,30 @@ def test_the_html_export_shows_a_picture_of_the_explorer(browser, tmp_path):
         page.close()
 
 
+def open_new_notebook(page, lab, name, cells):
+    """A notebook of `cells` (code) written into the server's folder and opened; returns its NotebookPage."""
+    content = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in cells])
+    content.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(content, Path(lab.root) / name)
+    notebook = NotebookPage(page, name)
+    notebook.open(lab, workspace=f"browser-test-{Path(name).stem}-{secrets.token_hex(4)}")
+    return notebook
+
+
+def test_predict_then_reveal_in_the_browser(page, lab):
+    """Two questions answered as a student would: one wrong (the verdict names the answer), one right."""
+    question = "from bnlib.predict import PredictQuestion\nPredictQuestion('2 + 2?', ['3', '4'], '4', 'It is `4`.')"
+    notebook = open_new_notebook(page, lab, "predict_check.ipynb", [question, question])
+    notebook.run_all_cells()
+    notebook.wait_for_run(120)
+    notebook.wait_for_widgets()
+    wrong, right = PredictQuestion.all_in(page)
+    assert wrong.answer(0) == ("3", "Not quite. The answer is 4. It is 4.")
+    assert right.answer(1) == ("4", "Right. It is 4.")
+    assert wrong.locked() and right.locked()
+    assert (wrong.verdict_class(), right.verdict_class()) == ("wrong", "right")
+
+
 LIVE_CELLS = [
     "%matplotlib widget\nimport time, torch\nfrom bnlib.data import TensorLoader\nfrom bnlib.live import LiveCurves\n"
     "from bnlib.models import make_mlp\nfrom bnlib.train import train_model\n"
@@ -255,25 +279,22 @@ LIVE_CELLS = [
 
 
 def test_live_curves_grow_while_the_kernel_trains(page, lab):
-    """With ipympl the live figure is redrawn while the cell still runs (the kernel busy), in one canvas."""
-    name = "live_curves_check.ipynb"
-    notebook_json = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell) for cell in LIVE_CELLS])
-    notebook_json.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
-    nbformat.write(notebook_json, Path(lab.root) / name)
-    notebook = NotebookPage(page, name)
-    notebook.open(lab, workspace=f"browser-test-live-{secrets.token_hex(4)}")
+    """Under ipympl's backend, as in notebook 04, the live figure changes while the cell still runs, in one output."""
+    notebook = open_new_notebook(page, lab, "live_curves_check.ipynb", LIVE_CELLS)
     notebook.run_all_cells()
-    canvas = page.locator(".jp-CodeCell").nth(1).locator(".jupyter-matplotlib-canvas-div canvas").first
-    expect(canvas).to_be_visible(timeout=60_000)
-    first = canvas.evaluate("element => window.bnlibTest.fingerprint(element)")
-    changed_while_busy = (
-        "([element, first]) => (window.bnlibTest.state() || {}).kernel === 'busy'"
-        " && window.bnlibTest.fingerprint(element) !== first"
-    )
-    page.wait_for_function(changed_while_busy, arg=[canvas.element_handle(), first], timeout=30_000)
+    output = page.locator(".jp-CodeCell").nth(1).locator(".jp-OutputArea-output")
+    picture = output.locator("img").first
+    expect(picture).to_be_visible(timeout=60_000)
+    first = picture.evaluate("element => window.bnlibTest.fingerprint(element)")
+    # Each update renders a new <img>: look it up afresh every time.
+    changed_while_busy = """first => {
+        const picture = document.querySelectorAll('.jp-CodeCell')[1].querySelector('.jp-OutputArea-output img');
+        const busy = (window.bnlibTest.state() || {}).kernel === 'busy';
+        return busy && picture !== null && window.bnlibTest.fingerprint(picture) !== first;
+    }"""
+    page.wait_for_function(changed_while_busy, arg=first, timeout=30_000)
     notebook.wait_for_run(120)
-    figures = page.locator(".jp-CodeCell").nth(1).locator(".jupyter-matplotlib-canvas-div")
-    assert figures.count() == 1, f"{figures.count()} live figures, not one redrawn in place"
+    assert output.count() == 1, f"{output.count()} outputs, not one figure redrawn in place"
 
 
 def test_the_explorer_notebook_is_among_them():
