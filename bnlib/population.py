@@ -112,7 +112,7 @@ def population_at_steps(recorder, loader, steps, device=None):
     }
 
 
-def recalibrate(model, loader, device=None):
+def recalibrate(model, loader, device=None, *, layer_by_layer=False):
     """Replace every BatchNorm's running statistics by the average of its batch statistics over `loader`; returns model.
 
     The nn-API recipe: reset_running_stats(), momentum=None (cumulative average), forward passes
@@ -120,19 +120,24 @@ def recalibrate(model, loader, device=None):
     momentum back and the model in eval mode. It differs from `population_stats` twice over: it
     averages per-batch statistics, and all BatchNorm layers are in train mode at once, so a deeper
     layer sees inputs normalized with the earlier layers' batch statistics, not the eval-mode ones.
+    `layer_by_layer=True` removes the second difference: one pass per layer, the earlier layers
+    already in eval mode with their new statistics.
     """
     device = device or next(model.parameters()).device
     layers = [module for _, module in batchnorm_layers(model)]
     momenta = [module.momentum for module in layers]
     model.eval()
     try:
-        for module in layers:
-            module.reset_running_stats()
-            module.momentum = None
-            module.train()
-        with torch.no_grad():
-            for images, _ in loader:
-                model(images.to(device))
+        for group in ([layer] for layer in layers) if layer_by_layer else [layers]:
+            for module in group:
+                module.reset_running_stats()
+                module.momentum = None
+                module.train()
+            with torch.no_grad():
+                for images, _ in loader:
+                    model(images.to(device))
+            for module in group:
+                module.eval()
     finally:
         for module, momentum in zip(layers, momenta, strict=True):
             module.momentum = momentum

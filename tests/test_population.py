@@ -92,3 +92,24 @@ def test_recalibrate_averages_batch_statistics_with_dropout_off(recorded_run):
     torch.testing.assert_close(again.state_dict(), model.state_dict(), rtol=0, atol=0)
     # The first layer sees the same inputs in both; only the per-batch variance spread differs.
     torch.testing.assert_close(model[2].running_mean, population["2"].mean.float(), rtol=1e-4, atol=1e-5)
+
+
+def test_recalibrate_layer_by_layer_normalizes_earlier_layers_in_eval_mode(recorded_run):
+    loader = loader_of(recorded_run, 256)
+    together = recalibrate(copy.deepcopy(recorded_run.model), loader)
+    model = copy.deepcopy(recorded_run.model)
+    with BatchStatsRecorder(model) as recorder:
+        assert recalibrate(model, loader, layer_by_layer=True) is model and not model.training
+    assert [len(recorder.recording[name].mean) for name in ("2", "6")] == [8, 8]  # one pass per layer
+    # The first layer sees the same inputs either way.
+    torch.testing.assert_close(model[2].state_dict(), together[2].state_dict(), rtol=0, atol=0)
+    # The second layer averages the batch statistics of inputs normalized by the first layer in eval mode.
+    first = model[:6].eval()
+    with torch.no_grad():
+        batches = [first(images).double() for images, _ in loader]
+    expected_mean = torch.stack([batch.mean(0) for batch in batches]).mean(0)
+    expected_var = torch.stack([batch.var(0) for batch in batches]).mean(0)
+    torch.testing.assert_close(model[6].running_mean.double(), expected_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(model[6].running_var.double(), expected_var, rtol=1e-5, atol=1e-6)
+    assert not torch.allclose(model[6].running_var, together[6].running_var, rtol=1e-4, atol=1e-6)
+    assert all(module.momentum == 0.1 for _, module in batchnorm_layers(model))
