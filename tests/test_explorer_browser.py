@@ -1,13 +1,12 @@
 """The explorer whose momentum lines are drawn in the browser: what the kernel sends, and the browser's replay."""
 
+import base64
 import io
-import json
-import os
-import shutil
-import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
+from lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium
 from PIL import Image
 
 from bnlib.data import TensorLoader
@@ -15,7 +14,7 @@ from bnlib.explorer_browser import browser_momentum_explorer
 from bnlib.running import replay_running_average
 from bnlib.widgets import MomentumExplorer
 
-JS_MODULE = os.path.join(os.path.dirname(__file__), "..", "bnlib", "explorer_canvas.js")
+JS_MODULE = Path(__file__).resolve().parent.parent / "bnlib" / "explorer_canvas.js"
 
 
 @pytest.fixture(scope="module")
@@ -92,18 +91,29 @@ def test_the_static_view_png_still_shows_everything(explorer):
     assert "image/png" in bundle and "application/vnd.jupyter.widget-view+json" in bundle
 
 
-@pytest.mark.skipif(shutil.which("node") is None, reason="needs Node.js to run the browser module's replay")
+@pytest.fixture(scope="module")
+def replay_in_chromium():
+    """explorer_canvas.js loaded as a module in headless Chromium; returns replay(batch, momentum, init) -> list."""
+    chromium = find_chromium()
+    if chromium is None:
+        pytest.skip(f"Chromium not found: {INSTALL_HINT}")
+    from playwright.sync_api import sync_playwright
+
+    source = base64.b64encode(JS_MODULE.read_bytes()).decode()
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        page = browser.new_page()
+        page.evaluate(f"async () => {{ window.canvasModule = await import('data:text/javascript;base64,{source}'); }}")
+        yield lambda batch, momentum, init: page.evaluate(
+            "([batch, momentum, init]) => Array.from(window.canvasModule.replay(batch, batch.length, momentum, init))",
+            [batch, momentum, init],
+        )
+        browser.close()
+
+
 @pytest.mark.parametrize("momentum", [0.001, 0.1, 1.0, None])
-def test_the_browser_replay_is_pytorchs_rule(momentum, run, tmp_path):
+def test_the_browser_replay_is_pytorchs_rule(momentum, run, replay_in_chromium):
     """explorer_canvas.js's replay against bnlib.running (float64 both): the same running values."""
     batch = run[0].recording[next(iter(run[0].recording))].var[:, 1].double().numpy()
-    script = tmp_path / "replay.mjs"
-    script.write_text(
-        f"import {{ replay }} from {json.dumps(os.path.abspath(JS_MODULE))};\n"
-        f"const batch = {json.dumps(batch.tolist())};\n"
-        f"console.log(JSON.stringify(Array.from(replay(batch, batch.length, {json.dumps(momentum)}, 1.0))));\n"
-    )
-    result = subprocess.run(["node", str(script)], capture_output=True, text=True, timeout=60)
-    assert result.returncode == 0, result.stderr
-    expected = replay_running_average(batch, momentum, 1.0)
-    np.testing.assert_allclose(json.loads(result.stdout), expected, rtol=1e-12, atol=0)
+    replayed = replay_in_chromium(batch.tolist(), momentum, 1.0)
+    np.testing.assert_allclose(replayed, replay_running_average(batch, momentum, 1.0), rtol=1e-12, atol=0)
