@@ -9,6 +9,7 @@ in the browser (`jslink`), so a momentum step needs no kernel round trip; the ac
 the kernel, and a new step, unit, layer or x axis sends a new background.
 """
 
+import io
 from pathlib import Path
 
 import anywidget
@@ -22,9 +23,10 @@ from bnlib.widgets import MomentumExplorer
 
 
 class BrowserFigure(anywidget.AnyWidget):
-    """A canvas: `background` (PNG bytes, `width` x `height` px) with the running lines drawn over it in JS.
+    """A canvas: `background` (PNG bytes, `width` x `height` CSS px, times `pixel_ratio` in device pixels) with
+    the running lines drawn over it in JS.
 
-    `panels` place each panel's axes ([left, top, width, height] px, limits, log scale, initial buffer value);
+    `panels` place each panel's axes ([left, top, width, height] CSS px, limits, log scale, initial buffer value);
     `mean` / `var` are the unit's batch statistics (float64 bytes, one per step), `reference` the whole-set
     values at kept steps, `styles` the matplotlib line styles, and `step`, `momentum`, `cumulative` what to replay.
     """
@@ -39,6 +41,7 @@ class BrowserFigure(anywidget.AnyWidget):
     reference = traitlets.Dict().tag(sync=True)
     styles = traitlets.Dict().tag(sync=True)
     step = traitlets.Int(0).tag(sync=True)
+    pixel_ratio = traitlets.Float(1.0).tag(sync=True)  # the screen's device pixels per CSS pixel, set by the browser
     momentum = traitlets.Float(0.1).tag(sync=True)
     cumulative = traitlets.Bool(False).tag(sync=True)
 
@@ -72,6 +75,7 @@ class BrowserMomentumExplorer(MomentumExplorer):
                          for child in self.children]
         self.links = [widgets.jslink((self.momentum, "value"), (self.browser_figure, "momentum")),
                       widgets.jslink((self.cumulative, "value"), (self.browser_figure, "cumulative"))]
+        self.browser_figure.observe(self._on_pixel_ratio, names="pixel_ratio")
         self.update()
 
     def _render(self):
@@ -80,7 +84,7 @@ class BrowserMomentumExplorer(MomentumExplorer):
         if figure is None:
             return
         view, plot = self.current_view(), self.plot
-        dpi = plot.figure.dpi
+        dpi = self._css_dpi()
         width, height = (int(round(size * dpi)) for size in plot.figure.get_size_inches())
         with figure.hold_sync():
             if (view.layer, view.unit) != self._series_key:
@@ -97,6 +101,16 @@ class BrowserMomentumExplorer(MomentumExplorer):
                 figure.background = self._background_png()
                 self._background_key = view.static_key
             figure.step = view.step
+
+    def _css_dpi(self):
+        """Figure pixels per inch at one device pixel per CSS pixel: an ipympl canvas, even one never shown,
+        multiplies the figure's dpi by the screen's pixel ratio (matplotlib's `device_pixel_ratio`)."""
+        return self.plot.figure.dpi / self.plot.figure.canvas.device_pixel_ratio
+
+    def _on_pixel_ratio(self, change):
+        """A high-density screen: render the background again with that many pixels per CSS pixel."""
+        self._background_key = None
+        self._render()
 
     def _reference(self, view):
         if self.reference is None:
@@ -116,13 +130,15 @@ class BrowserMomentumExplorer(MomentumExplorer):
                 "log": panel.axes.get_yscale() == "log", "init": INITIAL_VALUES[key]}
 
     def _background_png(self):
-        """The figure without the momentum-dependent lines, as PNG bytes."""
+        """The figure without the momentum-dependent lines, as PNG bytes at the screen's pixel density."""
         dynamic = [artist for panel in self.plot.panels.values()
                    for artist in (panel.running, panel.reference, panel.current)]
         for artist in dynamic:
             artist.set_visible(False)
         try:
-            return self.plot.png()
+            buffer = io.BytesIO()
+            self.plot.figure.savefig(buffer, format="png", dpi=self._css_dpi() * self.browser_figure.pixel_ratio)
+            return buffer.getvalue()
         finally:
             for artist in dynamic:
                 artist.set_visible(True)

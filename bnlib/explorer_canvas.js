@@ -75,11 +75,12 @@ function render({ model, el }) {
   function draw() {
     // A new background (new x or y limits, new dots) is still loading: keep the old picture until it has.
     if (!background || model.get("background") !== backgroundBytes) return;
-    const width = model.get("width"), height = model.get("height");
-    if (canvas.width !== width || canvas.height !== height) {
-      canvas.width = width; canvas.height = height;
+    const width = model.get("width"), height = model.get("height"), ratio = window.devicePixelRatio || 1;
+    if (canvas.width !== Math.round(width * ratio) || canvas.height !== Math.round(height * ratio)) {
+      canvas.width = Math.round(width * ratio); canvas.height = Math.round(height * ratio);
       canvas.style.width = `${width}px`; canvas.style.height = `${height}px`;
     }
+    context.setTransform(ratio, 0, 0, ratio, 0, 0);  // draw in CSS pixels, sharp on a high-density screen
     context.drawImage(background, 0, 0, width, height);
     const step = model.get("step"), momentum = model.get("cumulative") ? null : model.get("momentum");
     const reference = model.get("reference"), styles = model.get("styles");
@@ -123,6 +124,10 @@ function render({ model, el }) {
 
   loadSeries();
   loadBackground();
+  if (model.get("pixel_ratio") !== (window.devicePixelRatio || 1)) {  // the kernel renders the background to match
+    model.set("pixel_ratio", window.devicePixelRatio || 1);
+    model.save_changes();
+  }
   model.on("change:mean change:var", () => { loadSeries(); draw(); });
   model.on("change:background", loadBackground);
   model.on("change:momentum change:cumulative change:step change:panels change:reference change:styles", draw);

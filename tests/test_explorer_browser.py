@@ -77,6 +77,18 @@ def test_a_momentum_change_sends_nothing_a_step_change_a_background(explorer, mo
     np.testing.assert_array_equal(sent_series(figure, "mean"), expected)
 
 
+def test_a_high_density_screen_gets_a_sharper_background_of_the_same_size(explorer):
+    figure = explorer.browser_figure
+    figure.pixel_ratio = 2.0  # as the browser reports it on such a screen
+    png = Image.open(io.BytesIO(figure.background))
+    assert png.size == (2 * figure.width, 2 * figure.height) and (figure.width, figure.height) == (800, 550)
+    assert figure.panels[0]["box"][2] < 800  # the axes are still placed in CSS pixels
+    explorer.figure.canvas._set_device_pixel_ratio(2.0)  # what ipympl does when its front end reports the screen
+    explorer.step.value = 30  # a new background
+    assert (figure.width, figure.height) == (800, 550)
+    assert Image.open(io.BytesIO(figure.background)).size == (1600, 1100)
+
+
 def test_the_background_leaves_out_the_momentum_lines_only(explorer):
     lines = [explorer.panels["mean"].running, explorer.panels["mean"].current]
     background = np.asarray(Image.open(io.BytesIO(explorer.browser_figure.background)).convert("RGB"))
