@@ -439,6 +439,17 @@ class MomentumExplorer:
     def set_step(self, step):
         self._type_into(self.step_slider, str(step))
 
+    def drag_momentum(self, fraction, moves=12):
+        """Drag the momentum handle with the mouse to `fraction` (0..1) of its track, in `moves` mouse moves."""
+        handle = self.slider.locator(".noUi-handle").first.bounding_box()
+        track = self.slider.locator(".noUi-target").first.bounding_box()
+        y = handle["y"] + handle["height"] / 2
+        self.page.mouse.move(handle["x"] + handle["width"] / 2, y)
+        self.page.mouse.down()
+        self.page.mouse.move(track["x"] + fraction * track["width"], y, steps=moves)
+        self.page.mouse.up()
+        self.rest_mouse()
+
     def step_with_play(self, timeout=60):
         """Press Play, wait until the step moves, press it again (pause): one step or a few of the play control."""
         before = self.step_readout().inner_text()

@@ -3,8 +3,8 @@
 For each notebook: open it in a fresh workspace, Run > Run All Cells, wait until every cell has run and the
 kernel is idle, and fail on any error output, any widget that did not render, or any error a widget callback
 logged. In the running-statistics notebook, also use the momentum explorer: time one arrow-key step of the
-momentum slider at a time from the key press to new pixels in the figure (median and p95, printed), type a
-new momentum into the slider's readout at an early training step and check that the accuracy readout and
+momentum slider at a time from the key press to new pixels in the figure (median and p95, printed), drag its
+handle (the readout ends on the final value), type a new momentum into the slider's readout at an early training step and check that the accuracy readout and
 the plot change, toggle cumulative averaging, and step the play control. In a notebook with predict-then-
 reveal questions, answer the first one and check its verdict. The explorer notebook's HTML export (as
 `make run` makes it) must show a picture of the explorer, not a widget placeholder.
@@ -151,6 +151,16 @@ def exercise_momentum_explorer(notebook, stem):
     latency = latency_summary(timings)
     print(f"momentum slider, one arrow-key step to new pixels in the figure: median {latency['median']:.0f} ms, "
           f"p95 {latency['p95']:.0f} ms over {latency['count']} steps")
+
+    # Drag the handle: the values in between may be dropped, the last one never.
+    before, figure = explorer.momentum_text(), explorer.figure_fingerprint()
+    explorer.drag_momentum(0.3)
+    expect(explorer.momentum_readout()).not_to_have_text(before)
+    notebook.wait_for_idle()
+    dragged = explorer.momentum_text()
+    explorer.wait_for_figure_change(figure, "dragging the momentum slider")
+    expect(explorer.accuracy).to_contain_text(f"momentum {dragged}:")  # the readout is for the final value
+    print(f"momentum dragged from {before} to {dragged}")
 
     # Move the momentum slider as a user would: type into its readout (-> 0.001 or 0.1).
     momentum = explorer.momentum_text()
