@@ -3,11 +3,13 @@
 For each notebook: open it in a fresh workspace, Run > Run All Cells, wait until every cell has run and the
 kernel is idle, and fail on any error output, any widget that did not render, or any error a widget callback
 logged. In the running-statistics notebook, also use the momentum explorer: time one arrow-key step of the
-momentum slider at a time from the key press to new pixels in the figure (median and p95, printed), drag its
-handle (the readout ends on the final value), type a new momentum into the slider's readout at an early training step and check that the accuracy readout and
-the plot change, toggle cumulative averaging, and step the play control. In a notebook with predict-then-
-reveal questions, answer the first one and check its verdict. The explorer notebook's HTML export (as
-`make run` makes it) must show a picture of the explorer, not a widget placeholder.
+momentum slider at a time from the key press to new pixels in the figure (median and p95, printed), drag
+its handle (the readout ends on the final value), type a new momentum into the slider's readout at an early
+training step and check that the accuracy readout and the plot change, toggle cumulative averaging, and
+step the play control. In a notebook with predict-then-reveal questions, answer the first one and check its
+verdict; two generated notebooks check a question answered wrong and right, and live learning curves that
+change while the kernel trains. The explorer notebook's HTML export (as `make run` makes it) must show a
+picture of the explorer, not a widget placeholder.
 
 Screenshots go to build/screenshots/: one per notebook, the explorer before and after the slider move, the
 explorer in the HTML export, and one of the page when a notebook fails. Select with `pytest -m browser`;
