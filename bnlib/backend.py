@@ -72,5 +72,5 @@ def use_widget_backend(verbose=True):
             reason = f"ipympl is not available ({error})"
     _switch("inline", INLINE_BACKEND)
     if verbose:
-        print(f"Static figures (inline backend): {reason}. The explorer still works, redrawn as images.")
+        print(f"Static matplotlib figures (inline backend): {reason}; the widgets still work.")
     return "inline"
