@@ -49,11 +49,12 @@ def time_slider_in_browser(steps=20, quick=False, run_timeout=1800, log=print):
                 explorer.check_present()
                 notebook.wait_for_idle()
                 timings = explorer.time_keyboard_steps(notebook, count=steps)
+                figure = explorer.figure.evaluate("element => `${element.tagName.toLowerCase()}.${element.className}`")
         finally:
             browser.close()
     return {
         "slider_browser_ms_median": float(np.median(timings)),
         "slider_browser_ms_p95": float(np.percentile(timings, 95)),
         "slider_browser": {"notebook": NOTEBOOK, "mode": "quick" if quick else "full", "steps": len(timings),
-                           "browser": chromium, "ms": timings},
+                           "figure_element": figure, "browser": chromium, "ms": timings},
     }
