@@ -49,7 +49,8 @@ def time_slider_in_browser(steps=20, quick=False, run_timeout=1800, log=print):
                 explorer.check_present()
                 notebook.wait_for_idle()
                 timings = explorer.time_keyboard_steps(notebook, count=steps)
-                figure = explorer.figure.evaluate("element => `${element.tagName.toLowerCase()}.${element.className}`")
+                figure = explorer.figure.evaluate(  # e.g. "canvas in jupyter-matplotlib-canvas-div" for ipympl
+                    "e => `${e.tagName.toLowerCase()}.${e.className} in ${e.parentElement.className}`")
         finally:
             browser.close()
     return {
