@@ -7,12 +7,15 @@ import matplotlib.pyplot as plt
 import nbformat
 import numpy as np
 import pytest
+import torch
 from nbclient import NotebookClient
 from PIL import Image
 
 from bnlib import live
+from bnlib.data import TensorLoader
 from bnlib.live import LIVE_ENV, LiveCurves, live_curves
-from bnlib.train import History
+from bnlib.models import make_mlp
+from bnlib.train import History, train_model
 
 
 class Clock:
@@ -149,6 +152,22 @@ def test_under_ipympl_too_one_image_output_not_a_canvas(display, ipympl_backend)
     assert plt.get_fignums() == figures_before  # no pyplot figure, so no ipympl canvas widget
     assert len(display.shown) == 1 and len(display.updates) == 2 and curves.draws == 3
     assert all(png_pixels(image).ndim == 3 for image in display.shown + display.updates)
+
+
+def test_watching_changes_no_number(display, inline_backend):
+    """The same seeded run with and without live curves: the same history, bit for bit."""
+    generator = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(128, 20, generator=generator), torch.randint(0, 3, (128,), generator=generator)
+    histories = []
+    for on_epoch in (None, LiveCurves(interval=0)):
+        loader = TensorLoader(images, labels, 32, shuffle=True, seed=1)
+        torch.manual_seed(2)
+        model = make_mlp((8,), in_features=20, num_classes=3, bn="before", dropout=0.2)
+        histories.append(train_model(model, 3, loader, loader, progress=False, device="cpu", seed=3,
+                                     on_epoch=on_epoch))
+    without, with_curves = (history.to_dict() for history in histories)
+    without.pop("epoch_seconds"), with_curves.pop("epoch_seconds")
+    assert with_curves == without and len(display.shown) + len(display.updates) == 3
 
 
 def test_in_a_notebook_kernel_under_both_backends(tmp_path):
