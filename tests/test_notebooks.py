@@ -1,5 +1,6 @@
 """Every notebook runs top to bottom in quick mode from a fresh kernel, and is committed without outputs."""
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -34,6 +35,9 @@ def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch):
     client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
     nbformat.write(notebook, tmp_path / path.name)  # keep the executed copy for a look when debugging
     # The committed notebooks are the instructor edition: every exercise check passes with its solution.
-    unsolved = [output["data"]["text/plain"] for cell in notebook.cells for output in cell.get("outputs", [])
-                if output.get("data", {}).get("text/plain", "").startswith(("failed: check_", "not attempted: check_"))]
+    results = [output["data"]["text/plain"] for cell in notebook.cells for output in cell.get("outputs", [])
+               if re.match(r"(passed|failed|not attempted): check_", output.get("data", {}).get("text/plain", ""))]
+    calls = re.findall(r"^check_\w+\(", "\n".join(cell.source for cell in notebook.cells), re.MULTILINE)
+    assert len(results) == len(calls), f"{path.name}: {len(calls)} exercise checks, {len(results)} results"
+    unsolved = [result for result in results if not result.startswith("passed")]
     assert not unsolved, f"{path.name}: exercise checks that did not pass:\n" + "\n".join(unsolved)
