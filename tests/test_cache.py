@@ -100,6 +100,18 @@ def test_fingerprint_sees_a_changed_pixel(tiny_data):
     assert cache.fingerprint_data(tiny_data)["sizes"] == {"train": 32, "valid": 8, "test": 8}
 
 
+def test_fingerprint_is_remembered_until_the_data_change_in_place(tiny_data, monkeypatch):
+    splits = (tiny_data.train, tiny_data.valid, tiny_data.test)
+    data = MNISTSplits(*(tuple(tensor.clone() for tensor in split) for split in splits), "copy")
+    hashes = []
+    real_sha256 = cache.hashlib.sha256
+    monkeypatch.setattr(cache.hashlib, "sha256", lambda *args: hashes.append(1) or real_sha256(*args))
+    first = cache.fingerprint_data(data)
+    assert cache.fingerprint_data(data) == first and len(hashes) == 1  # read back, not hashed again
+    data.valid[0][0, 0, 0, 0] += 0.25  # in place: same object, new pixels
+    assert cache.fingerprint_data(data)["sha256"] != first["sha256"] and len(hashes) == 2
+
+
 def test_a_changed_configuration_computes_again(tmp_path):
     compute = Computation()
     run(tmp_path, compute)
