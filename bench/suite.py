@@ -78,13 +78,14 @@ def run_suite(quick, cache_dir, notebooks=None, log=print):
     """Wall and cell times of the notebooks, each in its own nbconvert; peak memory and failures.
 
     Keys: seconds (wall, all notebooks), peak_rss_mb, failed, per_notebook_s (wall), cell_s (the
-    sum of each notebook's cell times), slowest_cell ({notebook, cell, seconds}: cell is the
-    index in the notebook's cells). `cache_dir` is the run cache (BNLIB_CACHE_DIR) they share.
+    sum of each notebook's cell times), slowest_cells ({notebook: {cell, seconds}}) and slowest_cell
+    ({notebook, cell, seconds}); cell is the index in the notebook's cells. `cache_dir` is the run
+    cache (BNLIB_CACHE_DIR) they share.
     """
     notebooks = notebooks if notebooks is not None else sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     env = os.environ | {"BNLIB_QUICK": "1" if quick else "0", "BNLIB_CACHE_DIR": str(cache_dir), "BNLIB_LIVE": "0"}
     result = {"seconds": 0.0, "peak_rss_mb": 0.0, "failed": [], "per_notebook_s": {}, "cell_s": {},
-              "slowest_cell": None}  # fmt: skip
+              "slowest_cells": {}, "slowest_cell": None}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bnlib-bench-notebooks-") as output_dir:
         for notebook in map(Path, notebooks):
             seconds, peak, code = run_measured(nbconvert_command([notebook], output_dir), env)
@@ -100,6 +101,7 @@ def run_suite(quick, cache_dir, notebooks=None, log=print):
             result["cell_s"][notebook.name] = sum(cells.values())
             if cells:
                 index = max(cells, key=cells.get)
+                result["slowest_cells"][notebook.name] = {"cell": index, "seconds": cells[index]}
                 if result["slowest_cell"] is None or cells[index] > result["slowest_cell"]["seconds"]:
                     result["slowest_cell"] = {"notebook": notebook.name, "cell": index, "seconds": cells[index]}
     return result
@@ -130,7 +132,8 @@ def time_suites(full, log=print):
     Keys: quick_suite_s, quick_slowest_notebook_s, quick_peak_rss_mb; with `full` also full_suite_s,
     full_suite_warm_s, peak_rss_mb (the cold full run, the one that trains), warm_cell_s_per_notebook,
     slowest_cell_warm_s and slowest_cell_warm, floor_wall_s and floor_cell_s; per notebook the wall
-    time in suite_per_notebook_s and the cell time in suite_cell_s_per_notebook; failures in suite_errors.
+    time in suite_per_notebook_s, the cell time in suite_cell_s_per_notebook and the slowest cell in
+    suite_slowest_cell_per_notebook; failures in suite_errors.
     """
     results = {}
     runs = [("full", False, "full_suite_s"), ("full, warm cache", False, "full_suite_warm_s")] if full else []
@@ -142,6 +145,7 @@ def time_suites(full, log=print):
             run = run_suite(quick, cache, log=log)
             results.setdefault("suite_per_notebook_s", {})[key] = run["per_notebook_s"]
             results.setdefault("suite_cell_s_per_notebook", {})[key] = run["cell_s"]
+            results.setdefault("suite_slowest_cell_per_notebook", {})[key] = run["slowest_cells"]
             if run["failed"]:
                 results.setdefault("suite_errors", []).append(f"{label} suite: failed {', '.join(run['failed'])}")
             results[key] = run["seconds"]
