@@ -76,7 +76,7 @@ def time_explorer(recorder, loaders, values, device=None):
     from bnlib.widgets import momentum_explorer
 
     start = time.perf_counter()
-    explorer = momentum_explorer(recorder, loaders["test"], loaders["population"],
+    explorer = momentum_explorer(recorder, loaders["test"], loaders["population"], in_browser=False,
                                  steps_per_epoch=len(loaders["train"]), device=device)
     setup_s = time.perf_counter() - start
     return time_updates(explorer, values)[WARM_UP_UPDATES:], setup_s

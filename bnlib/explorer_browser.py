@@ -142,8 +142,3 @@ class BrowserMomentumExplorer(MomentumExplorer):
         finally:
             for artist in dynamic:
                 artist.set_visible(True)
-
-
-def browser_momentum_explorer(recorder, test_loader, population_loader=None, **options):
-    """A BrowserMomentumExplorer; the same arguments as `bnlib.widgets.momentum_explorer`."""
-    return BrowserMomentumExplorer(recorder, test_loader, population_loader, **options)

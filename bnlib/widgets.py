@@ -15,6 +15,7 @@ import traceback
 import ipywidgets as widgets
 import numpy as np
 
+from bnlib.backend import browser_figures_enabled
 from bnlib.evaluation import KeptWeightsEvaluator
 from bnlib.explorer_figure import MAX_DOTS, ExplorerFigure, View
 from bnlib.population import population_at_steps
@@ -179,12 +180,21 @@ class MomentumExplorer(widgets.VBox):
         return bundle
 
 
-def momentum_explorer(recorder, test_loader, population_loader=None, **options):
-    """A MomentumExplorer for a finished BatchStatsRecorder (with kept weights); display it in a notebook cell.
+def momentum_explorer(recorder, test_loader, population_loader=None, *, in_browser=None, **options):
+    """A momentum explorer for a finished BatchStatsRecorder (with kept weights); display it in a notebook cell.
 
     `test_loader` gives the readout's accuracy; `population_loader` (the training set), when given,
     draws the whole-training-set statistics at up to `max_reference_steps` kept steps as the
-    reference (one pass over it per step). Options: `step` (default: the last), `steps_per_epoch`,
-    `momentum`, `device`, `max_dots`, `max_reference_steps`, `figsize`.
+    reference (one pass over it per step). `in_browser` (default: where anywidget imports and
+    `BNLIB_BACKEND` is not "inline") draws the momentum-dependent lines in the browser, so that a
+    slider step shows within a frame instead of after a kernel round trip (bnlib.explorer_browser).
+    Options: `step` (default: the last), `steps_per_epoch`, `momentum`, `device`, `max_dots`,
+    `max_reference_steps`, `figsize`.
     """
+    if in_browser is None:
+        in_browser = browser_figures_enabled()
+    if in_browser:
+        from bnlib.explorer_browser import BrowserMomentumExplorer  # imported here: it builds on MomentumExplorer
+
+        return BrowserMomentumExplorer(recorder, test_loader, population_loader, **options)
     return MomentumExplorer(recorder, test_loader, population_loader, **options)

@@ -10,9 +10,8 @@ from lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium
 from PIL import Image
 
 from bnlib.data import TensorLoader
-from bnlib.explorer_browser import browser_momentum_explorer
 from bnlib.running import replay_running_average
-from bnlib.widgets import MomentumExplorer
+from bnlib.widgets import MomentumExplorer, momentum_explorer
 
 JS_MODULE = Path(__file__).resolve().parent.parent / "bnlib" / "explorer_canvas.js"
 
@@ -26,7 +25,7 @@ def run(recorded_run, mnist):
 @pytest.fixture
 def explorer(run):
     recorder, test, population = run
-    return browser_momentum_explorer(recorder, test, population, steps_per_epoch=32, step=20)
+    return momentum_explorer(recorder, test, population, in_browser=True, steps_per_epoch=32, step=20)
 
 
 def sent_series(figure, key):

@@ -1,16 +1,19 @@
 """Notebook 04 in a kernel where `import ipympl` fails: it runs, falls back to static figures, and the explorer
-still answers its slider with a new image; its output carries a PNG for static views."""
+still answers its slider: drawn in the browser where anywidget imports, else with a new image; its output
+carries a PNG for static views either way."""
 
 import os
 from pathlib import Path
 
 import nbformat
+import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "04_running_statistics.ipynb"
 
-DRIVE_THE_SLIDER = """\
+DRIVE_THE_SLIDER = {
+    "image": """\
 from bnlib.backend import ipympl_active
 
 before = bytes(explorer.image.value)
@@ -19,24 +22,36 @@ assert explorer.last_error is None, explorer.last_error
 assert not ipympl_active() and explorer.image in explorer.children
 assert bytes(explorer.image.value)[:4] == b"\\x89PNG" and bytes(explorer.image.value) != before
 print(backend, "|", explorer.readout.value)
-"""
+""",
+    "browser": """\
+from bnlib.explorer_browser import BrowserMomentumExplorer
+
+explorer.momentum.value = 0.001
+assert explorer.last_error is None, explorer.last_error
+assert isinstance(explorer, BrowserMomentumExplorer) and explorer.browser_figure in explorer.children
+assert "momentum 0.001" in explorer.readout.value
+print(backend, "|", explorer.readout.value)
+""",
+}
 
 
-def hide_ipympl(folder):
-    """A folder that, first on PYTHONPATH, makes `import ipympl` raise ImportError (as where it is not installed)."""
-    package = folder / "ipympl"
-    package.mkdir(parents=True)
-    (package / "__init__.py").write_text('raise ImportError("No module named \'ipympl\' (hidden by the test)")\n')
+def hide(folder, names):
+    """A folder that, first on PYTHONPATH, makes `import <name>` raise ImportError (as where it is not installed)."""
+    for name in names:
+        package = folder / name
+        package.mkdir(parents=True)
+        (package / "__init__.py").write_text(f'raise ImportError("No module named {name!r} (hidden by the test)")\n')
     return folder
 
 
-def test_notebook_04_runs_and_its_explorer_answers_without_ipympl(tmp_path):
-    shim = hide_ipympl(tmp_path / "shim")
+@pytest.mark.parametrize(("hidden", "explorer_kind"), [(("ipympl",), "browser"), (("ipympl", "anywidget"), "image")])
+def test_notebook_04_runs_and_its_explorer_answers_without_ipympl(tmp_path, hidden, explorer_kind):
+    shim = hide(tmp_path / "shim", hidden)
     env = {**os.environ, "BNLIB_QUICK": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(shim),
                                                                                           os.environ.get("PYTHONPATH")]))}
     env.pop("MPLBACKEND", None)  # the notebook chooses its backend itself
     notebook = nbformat.read(NOTEBOOK, as_version=4)
-    notebook.cells.append(new_code_cell(DRIVE_THE_SLIDER))
+    notebook.cells.append(new_code_cell(DRIVE_THE_SLIDER[explorer_kind]))
     client = NotebookClient(notebook, timeout=600, kernel_name="python3",
                             resources={"metadata": {"path": str(NOTEBOOK.parent)}})
     client.execute(env=env)  # raises CellExecutionError on any error, the slider's assertions included

@@ -31,7 +31,7 @@ def run(recorded_run, mnist):
 @pytest.fixture
 def explorer(run):
     recorder, test, population = run
-    return widgets.momentum_explorer(recorder, test, population, steps_per_epoch=STEPS_PER_EPOCH)
+    return widgets.momentum_explorer(recorder, test, population, steps_per_epoch=STEPS_PER_EPOCH, in_browser=False)
 
 
 def expected_readout_accuracy(recorder, test, step, momentum):
@@ -110,7 +110,7 @@ def test_cumulative_toggle_replays_momentum_none(explorer, run):
 
 def test_play_walks_the_steps_and_the_view_widens(explorer, run):
     assert explorer.frames[0] == 1 and explorer.frames[-1] == 96
-    early = widgets.momentum_explorer(run[0], run[1], step=20)
+    early = widgets.momentum_explorer(run[0], run[1], step=20, in_browser=False)
     assert early.frames[early.play.value] == 20, "Play starts at the explorer's initial step"
     explorer.play.value = 5
     assert explorer.step.value == explorer.frames[5]
@@ -128,7 +128,7 @@ def test_play_walks_the_steps_and_the_view_widens(explorer, run):
 
 def test_dots_are_thinned_but_the_running_line_is_exact(run):
     recorder, test, _ = run
-    explorer = widgets.momentum_explorer(recorder, test, max_dots=10)
+    explorer = widgets.momentum_explorer(recorder, test, max_dots=10, in_browser=False)
     dots_x, _ = explorer.panels["var"].dots.get_data()
     assert len(dots_x) <= 10 and dots_x[0] == 1
     assert len(explorer.panels["var"].running.get_data()[0]) == 97
@@ -181,7 +181,7 @@ def test_ipympl_canvas_is_the_displayed_widget(run):
     plt.switch_backend("module://ipympl.backend_nbagg")
     try:
         figures_before = set(plt.get_fignums())
-        explorer = widgets.momentum_explorer(recorder, test)
+        explorer = widgets.momentum_explorer(recorder, test, in_browser=False)
         assert isinstance(explorer.canvas, DOMWidget) and explorer.canvas in explorer.children
         assert set(plt.get_fignums()) - figures_before == {explorer.figure.number}  # made once, under plt.ioff()
         explorer.momentum.value = 0.003
