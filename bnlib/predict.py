@@ -66,7 +66,10 @@ class PredictQuestion:
         self.feedback.add_class("bnlib-predict-right" if right else "bnlib-predict-wrong")
 
     def _repr_mimebundle_(self, **kwargs):
-        return self.widget._repr_mimebundle_(**kwargs)
+        """The widget view, and the question with its choices as HTML where widgets do not run (an HTML export)."""
+        bundle = self.widget._repr_mimebundle_(**kwargs)
+        choices = "".join(f"<li>{_inline_html(choice)}</li>" for choice in self.choices.options)
+        return {**bundle, "text/html": f"<div>{self.question.value}<ul>{choices}</ul><i>{PROMPT}</i></div>"}
 
 
 def range_labels(edges, unit=""):

@@ -72,3 +72,12 @@ def test_range_question_picks_the_range_holding_the_value():
         assert question.answer == question.choices.options[expected]
     with pytest.raises(ValueError, match="edges must be increasing"):
         range_labels([5, 1])
+
+
+def test_static_view_shows_the_question_and_choices_but_not_the_answer():
+    question = PredictQuestion("Which `momentum`?", ["0.001", "0.1"], "0.1", "0.1 gives 84 %.")
+    bundle = question._repr_mimebundle_()
+    assert "application/vnd.jupyter.widget-view+json" in bundle
+    static = bundle["text/html"]
+    assert "<code>momentum</code>" in static and "<li>0.001</li>" in static and "<li>0.1</li>" in static
+    assert "84 %" not in static
