@@ -8,6 +8,8 @@ MODEL_TARGETS = (("speedup_vs_classic", "≥", 8.0), ("overhead_vs_bare", "≤",
 TARGETS = (
     ("slider_ms_median", "≤", 50.0),
     ("slider_ms_p95", "≤", 100.0),
+    ("slider_fallback_ms_median", "≤", 150.0),
+    ("slider_fallback_ms_p95", None, None),
     ("slider_browser_ms_median", "≤", 100.0),
     ("slider_browser_ms_p95", "≤", 200.0),
     ("live_curves_overhead_pct", "≤", 5.0),
@@ -106,6 +108,8 @@ def other_table(results):
     labels = {
         "slider_ms_median": "momentum explorer: set slider + redraw, median (ms)",
         "slider_ms_p95": "momentum explorer: set slider + redraw, p95 (ms)",
+        "slider_fallback_ms_median": "momentum explorer without ipympl (PNG image): set slider + redraw, median (ms)",
+        "slider_fallback_ms_p95": "momentum explorer without ipympl (PNG image): set slider + redraw, p95 (ms)",
         "slider_browser_ms_median": "momentum slider in JupyterLab/Chromium: arrow key to new pixels, median (ms)",
         "slider_browser_ms_p95": "momentum slider in JupyterLab/Chromium: arrow key to new pixels, p95 (ms)",
         "live_curves_overhead_pct": "live learning curves: cost on a 50-epoch run (%)",
