@@ -44,6 +44,21 @@ def recorded_run(mnist):
     return SimpleNamespace(model=model, recorder=recorder, images=images, labels=labels, steps_per_epoch=len(train))
 
 
+@pytest.fixture(scope="session")
+def explorer_inputs(recorded_run, mnist):
+    """(recorder, test loader, population loader) for the momentum explorers, from the shared recorded run."""
+    from bnlib.data import TensorLoader
+
+    test = TensorLoader(*(tensor[:1000] for tensor in mnist.test), 250)
+    return recorded_run.recorder, test, TensorLoader(recorded_run.images, recorded_run.labels, 1024)
+
+
+@pytest.fixture(autouse=True)
+def no_retrain(monkeypatch):
+    """A BNLIB_RETRAIN=1 in the caller's environment must not change what the cache tests see."""
+    monkeypatch.delenv("BNLIB_RETRAIN", raising=False)
+
+
 @pytest.fixture(scope="session", autouse=True)
 def one_thread():
     """Tiny models train many times faster on one thread when the two cores are shared (see the Makefile)."""

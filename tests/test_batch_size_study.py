@@ -2,20 +2,15 @@
 
 import pytest
 import torch
+from random_data import random_splits
 
 from bnlib.batch_size_study import batch_statistic_noise, cache_summary, one_epoch_run
-from bnlib.data import MNISTSplits
 from bnlib.models import make_mlp
 
 
 @pytest.fixture
 def tiny_data():
-    generator = torch.Generator().manual_seed(0)
-
-    def split(count):
-        return torch.rand(count, 1, 28, 28, generator=generator), torch.randint(0, 10, (count,), generator=generator)
-
-    return MNISTSplits(train=split(96), valid=split(16), test=split(32), source="random")
+    return random_splits(96, 16, 32)
 
 
 def test_batch_statistic_noise_by_hand():

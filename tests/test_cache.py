@@ -4,6 +4,7 @@ import json
 
 import pytest
 import torch
+from random_data import random_splits
 
 import bnlib
 from bnlib import cache
@@ -14,17 +15,7 @@ CONFIG = {"procedure": "test", "seed": 7, "model": {"arguments": {"hidden": [8]}
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    generator = torch.Generator().manual_seed(0)
-
-    def split(size):
-        return torch.rand(size, 1, 28, 28, generator=generator), torch.randint(0, 10, (size,), generator=generator)
-
-    return MNISTSplits(train=split(32), valid=split(8), test=split(8), source="random test tensors")
-
-
-@pytest.fixture(autouse=True)
-def no_retrain(monkeypatch):
-    monkeypatch.delenv(cache.RETRAIN_ENV, raising=False)
+    return random_splits(32, 8, 8)
 
 
 class Computation:

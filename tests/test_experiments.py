@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from random_data import random_splits
 
 import bnlib
 from bnlib import cache, experiments, runs
@@ -22,13 +23,7 @@ OPTIONS = {"num_epochs": 2, "batch_size": 32, "device": "cpu", "progress": False
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    """Random 'images' with random labels: enough to train for a step, in milliseconds."""
-    generator = torch.Generator().manual_seed(0)
-
-    def split(size):
-        return torch.rand(size, 1, 28, 28, generator=generator), torch.randint(0, 10, (size,), generator=generator)
-
-    return MNISTSplits(train=split(128), valid=split(48), test=split(40), source="random test tensors")
+    return random_splits(128, 48, 40)
 
 
 def grid(data, cache, **changes):

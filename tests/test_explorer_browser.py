@@ -9,22 +9,15 @@ import pytest
 from lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium
 from PIL import Image
 
-from bnlib.data import TensorLoader
 from bnlib.running import replay_running_average
 from bnlib.widgets import MomentumExplorer, momentum_explorer
 
 JS_MODULE = Path(__file__).resolve().parent.parent / "bnlib" / "explorer_canvas.js"
 
 
-@pytest.fixture(scope="module")
-def run(recorded_run, mnist):
-    test = TensorLoader(*(tensor[:1000] for tensor in mnist.test), 250)
-    return recorded_run.recorder, test, TensorLoader(recorded_run.images, recorded_run.labels, 1024)
-
-
 @pytest.fixture
-def explorer(run):
-    recorder, test, population = run
+def explorer(explorer_inputs):
+    recorder, test, population = explorer_inputs
     return momentum_explorer(recorder, test, population, in_browser=True, steps_per_epoch=32, step=20)
 
 
@@ -41,8 +34,8 @@ def test_the_browser_figure_takes_the_place_of_the_canvas(explorer):
     assert links == {("value", "momentum"), ("value", "cumulative")}  # browser-side: no kernel round trip
 
 
-def test_what_the_kernel_sends_matches_the_recording_and_the_axes(explorer, run):
-    recorder, figure = run[0], explorer.browser_figure
+def test_what_the_kernel_sends_matches_the_recording_and_the_axes(explorer, explorer_inputs):
+    recorder, figure = explorer_inputs[0], explorer.browser_figure
     layer = explorer.layer.value
     for key in ("mean", "var"):
         expected = getattr(recorder.recording[layer], key)[:, 0].double().numpy()
@@ -123,8 +116,8 @@ def replay_in_chromium():
 
 
 @pytest.mark.parametrize("momentum", [0.001, 0.1, 1.0, None])
-def test_the_browser_replay_is_pytorchs_rule(momentum, run, replay_in_chromium):
+def test_the_browser_replay_is_pytorchs_rule(momentum, explorer_inputs, replay_in_chromium):
     """explorer_canvas.js's replay against bnlib.running (float64 both): the same running values."""
-    batch = run[0].recording[next(iter(run[0].recording))].var[:, 1].double().numpy()
+    batch = explorer_inputs[0].recording[next(iter(explorer_inputs[0].recording))].var[:, 1].double().numpy()
     replayed = replay_in_chromium(batch.tolist(), momentum, 1.0)
     np.testing.assert_allclose(replayed, replay_running_average(batch, momentum, 1.0), rtol=1e-12, atol=0)

@@ -2,20 +2,15 @@
 
 import pytest
 import torch
+from random_data import random_splits
 
-from bnlib.data import MNISTSplits
 from bnlib.fine_tuning import FREEZE_CHOICES, fine_tuned_run, prepare_fine_tuning
 from bnlib.models import make_mlp
 
 
 @pytest.fixture
 def tiny_data():
-    generator = torch.Generator().manual_seed(0)
-
-    def split(count):
-        return torch.rand(count, 1, 28, 28, generator=generator), torch.randint(0, 10, (count,), generator=generator)
-
-    return MNISTSplits(train=split(64), valid=split(16), test=split(32), source="random")
+    return random_splits(64, 16, 32)
 
 
 def _changed(before, after):

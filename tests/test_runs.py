@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from random_data import random_splits
 
 from bnlib import cache, runs
-from bnlib.data import MNISTSplits
 from bnlib.models import make_mlp
 from bnlib.recording import BatchStatsRecorder
 from bnlib.running import replay_running_stats
@@ -17,18 +17,7 @@ SIZES = {"seed": 7, "num_epochs": 2, "batch_size": 32, "learning_rate": 0.1}
 
 @pytest.fixture(scope="module")
 def tiny_data():
-    """Random 'images' with random labels: a few steps per epoch, in milliseconds."""
-    generator = torch.Generator().manual_seed(0)
-
-    def split(size):
-        return torch.rand(size, 1, 28, 28, generator=generator), torch.randint(0, 10, (size,), generator=generator)
-
-    return MNISTSplits(train=split(100), valid=split(40), test=split(40), source="random test tensors")
-
-
-@pytest.fixture(autouse=True)
-def no_retrain(monkeypatch):
-    monkeypatch.delenv(cache.RETRAIN_ENV, raising=False)
+    return random_splits(100, 40, 40)
 
 
 def run(data, folder, options=BN_MODEL, **changes):

@@ -11,7 +11,6 @@ from ipywidgets import DOMWidget, Widget
 
 from bnlib import explorer_figure, widgets
 from bnlib.backend import ipympl_active
-from bnlib.data import TensorLoader
 from bnlib.evaluation import evaluate_with_stats
 from bnlib.population import population_stats
 from bnlib.recording import checkpoint_steps
@@ -21,16 +20,9 @@ STEPS_PER_EPOCH = 32
 TOLERANCE = {"rtol": 1e-10, "atol": 1e-12}  # the plot holds the replayed float64 values themselves
 
 
-@pytest.fixture(scope="module")
-def run(recorded_run, mnist):
-    """(recorder, test loader, population loader) of the shared recorded run (3 epochs of 32 steps, units 32 and 16)."""
-    test = TensorLoader(*(tensor[:1000] for tensor in mnist.test), 250)
-    return recorded_run.recorder, test, TensorLoader(recorded_run.images, recorded_run.labels, 1024)
-
-
 @pytest.fixture
-def explorer(run):
-    recorder, test, population = run
+def explorer(explorer_inputs):
+    recorder, test, population = explorer_inputs
     return widgets.momentum_explorer(recorder, test, population, steps_per_epoch=STEPS_PER_EPOCH, in_browser=False)
 
 
@@ -40,8 +32,8 @@ def expected_readout_accuracy(recorder, test, step, momentum):
     return evaluate_with_stats(recorder.model_at(kept), test, layer_stats)
 
 
-def test_controls_and_defaults(explorer, run):
-    recorder = run[0]
+def test_controls_and_defaults(explorer, explorer_inputs):
+    recorder = explorer_inputs[0]
     assert isinstance(explorer, Widget) and explorer.last_error is None
     assert explorer.momentum.value == pytest.approx(0.1)
     assert (10**explorer.momentum.min, 10**explorer.momentum.max) == (0.001, 1.0)
@@ -49,12 +41,12 @@ def test_controls_and_defaults(explorer, run):
     assert list(explorer.layer.options) == ["2", "6"] and explorer.unit.max == 31
     assert explorer.step.value == explorer.step.max == recorder.steps == 96
     assert explorer.figure.canvas is explorer.canvas
-    accuracy = expected_readout_accuracy(recorder, run[1], 96, explorer.momentum.value)
+    accuracy = expected_readout_accuracy(recorder, explorer_inputs[1], 96, explorer.momentum.value)
     assert "step 96," in explorer.readout.value and f"{accuracy:.2f} %" in explorer.readout.value
 
 
-def test_momentum_slider_redraws_the_replayed_statistics_in_place(explorer, run):
-    recorder, test, _ = run
+def test_momentum_slider_redraws_the_replayed_statistics_in_place(explorer, explorer_inputs):
+    recorder, test, _ = explorer_inputs
     lines_before = [list(panel.axes.lines) for panel in explorer.panels.values()]
     explorer.layer.value, explorer.unit.value, explorer.step.value = "6", 3, 40
     explorer.momentum.value = 0.01
@@ -78,19 +70,19 @@ def test_momentum_slider_redraws_the_replayed_statistics_in_place(explorer, run)
     assert "step 40 of 96 (epoch 1.25)" in explorer.caption.value
 
 
-def test_momentum_changes_the_early_readout(explorer, run):
+def test_momentum_changes_the_early_readout(explorer, explorer_inputs):
     explorer.step.value = 20
     readouts = {}
     for momentum in (0.001, 1.0):
         explorer.momentum.value = momentum
         readouts[momentum] = explorer.readout.value
-        accuracy = expected_readout_accuracy(run[0], run[1], 20, momentum)
+        accuracy = expected_readout_accuracy(explorer_inputs[0], explorer_inputs[1], 20, momentum)
         assert f"{accuracy:.2f} %" in readouts[momentum]
     assert readouts[0.001] != readouts[1.0]
 
 
-def test_cumulative_toggle_replays_momentum_none(explorer, run):
-    recorder, test, _ = run
+def test_cumulative_toggle_replays_momentum_none(explorer, explorer_inputs):
+    recorder, test, _ = explorer_inputs
     explorer.step.value = 64
     explorer.cumulative.value = True
     assert explorer.current_momentum is None and explorer.momentum.disabled
@@ -108,9 +100,9 @@ def test_cumulative_toggle_replays_momentum_none(explorer, run):
     assert not explorer.momentum.disabled
 
 
-def test_play_walks_the_steps_and_the_view_widens(explorer, run):
+def test_play_walks_the_steps_and_the_view_widens(explorer, explorer_inputs):
     assert explorer.frames[0] == 1 and explorer.frames[-1] == 96
-    early = widgets.momentum_explorer(run[0], run[1], step=20, in_browser=False)
+    early = widgets.momentum_explorer(explorer_inputs[0], explorer_inputs[1], step=20, in_browser=False)
     assert early.frames[early.play.value] == 20, "Play starts at the explorer's initial step"
     explorer.play.value = 5
     assert explorer.step.value == explorer.frames[5]
@@ -126,8 +118,8 @@ def test_play_walks_the_steps_and_the_view_widens(explorer, run):
     assert len(explorer.panels["mean"].running.get_data()[0]) == explorer.frames[5] + 1
 
 
-def test_dots_are_thinned_but_the_running_line_is_exact(run):
-    recorder, test, _ = run
+def test_dots_are_thinned_but_the_running_line_is_exact(explorer_inputs):
+    recorder, test, _ = explorer_inputs
     explorer = widgets.momentum_explorer(recorder, test, max_dots=10, in_browser=False)
     dots_x, _ = explorer.panels["var"].dots.get_data()
     assert len(dots_x) <= 10 and dots_x[0] == 1
@@ -135,8 +127,8 @@ def test_dots_are_thinned_but_the_running_line_is_exact(run):
     assert explorer.reference is None
 
 
-def test_reference_is_the_population_at_kept_steps(explorer, run):
-    recorder, _, population = run
+def test_reference_is_the_population_at_kept_steps(explorer, explorer_inputs):
+    recorder, _, population = explorer_inputs
     steps, means, variances = explorer.reference["6"]
     assert list(steps) == sorted(recorder.weights)  # 10 kept steps, fewer than max_reference_steps
     expected = population_stats(recorder.model_at(32), population)["6"]
@@ -175,8 +167,8 @@ def test_static_fallback_renders_a_png(explorer):
 
 
 @pytest.mark.filterwarnings("ignore:Passing unrecognized arguments:DeprecationWarning")  # inside ipympl's toolbar
-def test_ipympl_canvas_is_the_displayed_widget(run):
-    recorder, test, _ = run
+def test_ipympl_canvas_is_the_displayed_widget(explorer_inputs):
+    recorder, test, _ = explorer_inputs
     backend = matplotlib.get_backend()
     plt.switch_backend("module://ipympl.backend_nbagg")
     try:
