@@ -1,20 +1,9 @@
-"""Pure helpers for timings: percentiles, paired ratios, a clock that waits for the device."""
+"""Pure helpers for timings: paired ratios, a rotating order, a clock that waits for the device."""
 
 import time
 
 import numpy as np
 import torch
-
-
-def percentile(values, q):
-    """The q-th percentile (0..100) of `values` as a float: NumPy's, linearly interpolated between closest ranks."""
-    if len(values) == 0:
-        raise ValueError("percentile of an empty sequence")
-    return float(np.percentile(values, q))
-
-
-def median(values):
-    return percentile(values, 50)
 
 
 def paired_ratio(numerators, denominators):
@@ -25,7 +14,7 @@ def paired_ratio(numerators, denominators):
     """
     if len(numerators) != len(denominators) or not numerators:
         raise ValueError(f"need equal, non-empty sequences, got {len(numerators)} and {len(denominators)} values")
-    return median([top / bottom for top, bottom in zip(numerators, denominators, strict=True)])
+    return float(np.median([top / bottom for top, bottom in zip(numerators, denominators, strict=True)]))
 
 
 def rotated(items, shift):

@@ -6,11 +6,12 @@
 (c) bare: one resident batch reused for the same number of SGD steps; no loader, no bookkeeping.
 """
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch.utils.data import DataLoader, SubsetRandomSampler
 
-from bench.measure import median, paired_ratio, rotated, time_call
+from bench.measure import paired_ratio, rotated, time_call
 from bnlib.data import NUM_VALID, check_mnist_files, data_dir, get_dataloaders
 from bnlib.models import make_mlp
 from bnlib.train import History, train_model, train_one_epoch
@@ -132,7 +133,7 @@ def summarize_models(times):
     """Per model: the median of each measure, `speedup_vs_classic` (b / a) and `overhead_vs_bare` (a / c)."""
     summary = {}
     for name, measures in times.items():
-        row = {key: median(values) for key, values in measures.items()}
+        row = {key: float(np.median(values)) for key, values in measures.items()}
         if "classic_epoch_s" in measures:
             row["speedup_vs_classic"] = paired_ratio(measures["classic_epoch_s"], measures["bnlib_epoch_s"])
         row["overhead_vs_bare"] = paired_ratio(measures["bnlib_steps_s"], measures["bare_steps_s"])
