@@ -8,10 +8,10 @@ import matplotlib
 import numpy as np
 
 from bnlib.data import get_dataloaders
-from bnlib.live import LiveCurves
 from bnlib.models import make_mlp
 from bnlib.runtime import seed_everything
 from bnlib.train import train_model
+from bnlib.widgets.live import LiveCurves
 
 
 class TimedCallback:

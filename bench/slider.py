@@ -29,7 +29,7 @@ def use_backend(name):
 
 def record_run(num_epochs, batch_size=256, seed=123, device=None):
     """(recorder, loaders): the lecture's BN model trained `num_epochs` as in notebook 04, batch statistics recorded."""
-    from bnlib.recording import BatchStatsRecorder, checkpoint_steps
+    from bnlib.stats.recording import BatchStatsRecorder, checkpoint_steps
 
     train, valid, test = get_dataloaders(batch_size, seed=seed, device=device)
     population = TensorLoader(*load_mnist().train, 10_000, device=device)  # the whole training split
@@ -73,7 +73,7 @@ def time_updates(explorer, values):
 
 def time_explorer(recorder, loaders, values, device=None):
     """(milliseconds per update after the warm-up, seconds to build the explorer) for the current backend."""
-    from bnlib.widgets import momentum_explorer
+    from bnlib.widgets.explorer import momentum_explorer
 
     start = time.perf_counter()
     explorer = momentum_explorer(recorder, loaders["test"], loaders["population"], in_browser=False,

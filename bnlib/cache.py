@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 import bnlib
-from bnlib.config import resolve_path
+from bnlib.config import env_flag, resolve_path
 from bnlib.runtime import device as best_device
 
 CACHE_DIR_ENV = "BNLIB_CACHE_DIR"
@@ -99,7 +99,7 @@ def config_key(config):
 
 def retrain_requested():
     """True when `$BNLIB_RETRAIN` asks to compute every entry again (1, true or yes)."""
-    return os.environ.get(RETRAIN_ENV, "").strip().lower() in {"1", "true", "yes"}
+    return env_flag(RETRAIN_ENV)
 
 
 def _write_atomic(path, payload):

@@ -1,27 +1,110 @@
-"""Run sizes for full mode (the lecture's setup) and quick mode (`BNLIB_QUICK=1`), in one place."""
+"""Every size a notebook uses, full mode (the lecture's setup) and quick mode (`BNLIB_QUICK=1`), in one object.
+
+`settings()` is the one place that reads `BNLIB_QUICK`; its sections size the later notebooks
+(`settings().pitfalls` for 06-07, `settings().why` for 08).
+"""
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 QUICK_ENV = "BNLIB_QUICK"
 
+# The lecture's setup, used as every function's default.
+BATCH_SIZE = 256
+LEARNING_RATE = 0.1  # SGD, no momentum
+SEED = 123
+
+
+@dataclass(frozen=True)
+class PitfallSizes:
+    """Notebooks 06 and 07; `num_train`/`num_test` None means the whole split."""
+
+    num_train: int | None  # training images for every run of the notebook
+    num_test: int | None
+    batch_sizes: tuple = (2, 4, 8, 16, 32, 64, 128, 256)  # one epoch each, learning rate 0.1
+    compare_batch_sizes: tuple = (2,)  # BatchNorm vs LayerNorm vs GroupNorm (batch 2 takes 27,000 steps in full mode)
+    global_batch_size: int = 64  # split over `devices` simulated devices
+    devices: tuple = (1, 2, 4, 8, 16, 32)
+    num_labelled: int = 2000  # labelled images of the new domain for fine-tuning
+    fine_tune_epochs: int = 5
+    fine_tune_batch_size: int = 64
+
+
+@dataclass(frozen=True)
+class WhyBatchNormSizes:
+    """Notebook 08. Full mode fits about 2 minutes of training on a 2-core CPU from an empty cache."""
+
+    figure_steps: int  # SGD steps of each Figure 1 network (the paper: 50,000)
+    track_every: int  # steps between two measurements of the tracked sigmoid input (the paper: 50)
+    accuracy_every: int  # steps between two test-accuracy measurements
+    num_tracked: int  # validation images that the tracked input is measured on
+    learning_rates: tuple  # the learning-rate sweep's grid
+    init_stds: tuple  # the initialization sweep's grid of weight standard deviations
+    sweep_epochs: int  # epochs of every sweep run
+    sweep_seeds: int  # seeds per network and grid point
+    early_steps: int  # "after the first few hundred steps": where percentile movement is measured from
+
 
 @dataclass(frozen=True)
 class Settings:
-    """What a notebook needs to know to size its runs."""
+    """What a notebook needs to know to size its runs: notebooks 01-05 at the top level, then one section each."""
 
     quick: bool
     num_epochs: int  # the lecture trains for 50 epochs
     num_seeds: int  # seeds per variant in the placement grid
-    batch_size: int = 256
-    learning_rate: float = 0.1  # SGD, as in the lecture
-    seed: int = 123
-    workers: int = 1  # processes that train grid runs side by side on a CPU
+    pitfalls: PitfallSizes
+    why: WhyBatchNormSizes
+    batch_size: int = BATCH_SIZE
+    learning_rate: float = LEARNING_RATE
+    seed: int = SEED
+    workers: int = field(default=1)  # processes that train grid runs side by side on a CPU
 
 
-FULL = Settings(quick=False, num_epochs=50, num_seeds=3)
-QUICK = Settings(quick=True, num_epochs=2, num_seeds=2)
+FULL = Settings(
+    quick=False,
+    num_epochs=50,
+    num_seeds=3,
+    pitfalls=PitfallSizes(num_train=None, num_test=None),
+    why=WhyBatchNormSizes(
+        figure_steps=10_000,
+        track_every=50,
+        accuracy_every=250,
+        num_tracked=1_000,
+        learning_rates=(0.01, 0.0316, 0.1, 0.316, 1.0, 3.16, 10.0, 31.6),  # half decades, past where plain diverges
+        init_stds=(0.001, 0.003, 0.01, 0.03, 0.1, 0.3, 1.0),
+        sweep_epochs=3,
+        sweep_seeds=2,
+        early_steps=500,
+    ),
+)
+QUICK = Settings(
+    quick=True,
+    num_epochs=2,
+    num_seeds=2,
+    pitfalls=PitfallSizes(num_train=4000, num_test=2000, num_labelled=1000, fine_tune_epochs=2),
+    why=WhyBatchNormSizes(
+        figure_steps=600,
+        track_every=50,
+        accuracy_every=100,
+        num_tracked=1_000,
+        learning_rates=(0.01, 0.1, 1.0, 10.0, 31.6),
+        init_stds=(0.001, 0.03, 1.0),
+        sweep_epochs=1,
+        sweep_seeds=1,
+        early_steps=200,
+    ),
+)
+
+
+def env_flag(name, default=False):
+    """The environment variable `name` as a bool: 1/true/yes are True, 0/false/no False, unset or other `default`."""
+    value = os.environ.get(name, "").strip().lower()
+    if value in {"1", "true", "yes"}:
+        return True
+    if value in {"0", "false", "no"}:
+        return False
+    return default
 
 
 def available_cores():
@@ -35,7 +118,7 @@ def settings(quick=None):
     `workers` is one per core, at most 4: each holds the data set and torch (about 1 GB).
     """
     if quick is None:
-        quick = os.environ.get(QUICK_ENV, "").strip().lower() in {"1", "true", "yes"}
+        quick = env_flag(QUICK_ENV)
     return replace(QUICK if quick else FULL, workers=min(4, available_cores()))
 
 

@@ -199,6 +199,23 @@ class TensorLoader:
                 yield self.images[start : start + self.batch_size], self.labels[start : start + self.batch_size]
 
 
+def first_images(data, num_train=None, num_test=None):
+    """`data` cut to the first `num_train` training and `num_test` test images (validation kept); None keeps a split."""
+
+    def first(split, count):
+        return split if count is None else (split[0][:count], split[1][:count])
+
+    if num_train is None and num_test is None:
+        return data
+    train, test = first(data.train, num_train), first(data.test, num_test)
+    return MNISTSplits(
+        train=train,
+        valid=data.valid,
+        test=test,
+        source=f"{data.source}; quick mode: the first {len(train[1]):,} training and {len(test[1]):,} test images",
+    )
+
+
 def get_dataloaders(batch_size=256, seed=123, root=None, device=None):
     """Train (shuffled, last partial batch dropped), valid and test loaders, like the lecture's helper."""
     data = load_mnist(root)

@@ -17,9 +17,9 @@ from bnlib.cache import cached
 from bnlib.checks import check_integer, check_number
 from bnlib.data import TensorLoader
 from bnlib.models import count_parameters, make_mlp, mlp_arguments
-from bnlib.recording import BatchStatsRecorder, LayerRecording, checkpoint_steps
 from bnlib.runtime import device as best_device
 from bnlib.runtime import seed_everything
+from bnlib.stats.recording import BatchStatsRecorder, LayerRecording, checkpoint_steps
 from bnlib.train import History, train_model
 
 PROCEDURE = "train_mlp"
@@ -155,7 +155,7 @@ def train_mlp_run(model_options, *, seed, num_epochs, batch_size, learning_rate,
 
     With `record`, the run is recorded (`keep_weights_at` defaults to `checkpoint_steps`) and the
     TrainedRun's recorder offers the live recorder's read-out. `on_epoch` (for example
-    `bnlib.live.live_curves()`) is called only when training for real. The global random state is
+    `bnlib.widgets.live.live_curves()`) is called only when training for real. The global random state is
     left as it was, whether the run was trained or read, so later cells give the same numbers.
     """
     check_number("learning_rate", learning_rate, 0, None, low_open=True)

@@ -31,7 +31,7 @@ def recorded_run(mnist):
 
     from bnlib.data import TensorLoader
     from bnlib.models import make_mlp
-    from bnlib.recording import BatchStatsRecorder, checkpoint_steps
+    from bnlib.stats.recording import BatchStatsRecorder, checkpoint_steps
     from bnlib.train import train_model
 
     images, labels = (tensor[:2048] for tensor in mnist.train)

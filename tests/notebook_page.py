@@ -299,7 +299,7 @@ class NotebookPage:
 
 
 class MomentumExplorer:
-    """The momentum explorer (`bnlib.widgets`) in the page, found by what a user sees: the code cell whose output
+    """The momentum explorer in the page, found by what a user sees: the code cell whose output
     holds a slider labelled "momentum", an accuracy readout (a Label that mentions accuracy and ends in a
     percentage), the figure (a canvas or an image), a "cumulative" checkbox, a "step" slider and a Play control."""
 
@@ -490,7 +490,7 @@ def latency_summary(timings):
 
 
 class PredictQuestion:
-    """A predict-then-reveal question (`bnlib.predict`) in the page, found by its CSS classes: radio choices,
+    """A predict-then-reveal question (`bnlib.widgets.predict`) in the page, found by its CSS classes: radio choices,
     a Reveal button and a feedback line that starts with "Right." or "Not quite." once revealed."""
 
     def __init__(self, root):

@@ -7,8 +7,8 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from bnlib import backend
-from bnlib.backend import BACKEND_ENV, browser_figures_enabled, use_widget_backend
+from bnlib.widgets import backend
+from bnlib.widgets.backend import BACKEND_ENV, browser_figures_enabled, use_widget_backend
 
 
 def is_widget(name):
@@ -74,7 +74,7 @@ def test_inside_ipython_it_runs_the_matplotlib_magic(monkeypatch):
 def test_in_a_notebook_kernel():
     """The magic route end to end in a real IPython kernel: ipympl's backend, then inline with ipympl hidden."""
     cells = [
-        "import sys, matplotlib\nfrom bnlib.backend import use_widget_backend",
+        "import sys, matplotlib\nfrom bnlib.widgets.backend import use_widget_backend",
         "print(use_widget_backend(), matplotlib.get_backend())",
         "sys.modules['ipympl'] = None  # as where ipympl is not installed\n"
         "print(use_widget_backend(verbose=False), matplotlib.get_backend())",

@@ -267,7 +267,8 @@ def open_new_notebook(page, lab, name, cells):
 
 def test_predict_then_reveal_in_the_browser(page, lab):
     """Two questions answered as a student would: one wrong (the verdict names the answer), one right."""
-    question = "from bnlib.predict import PredictQuestion\nPredictQuestion('2 + 2?', ['3', '4'], '4', 'It is `4`.')"
+    question = ("from bnlib.widgets.predict import PredictQuestion\n"
+                "PredictQuestion('2 + 2?', ['3', '4'], '4', 'It is `4`.')")
     notebook = open_new_notebook(page, lab, "predict_check.ipynb", [question, question])
     notebook.run_all_cells()
     notebook.wait_for_run(120)
@@ -280,7 +281,8 @@ def test_predict_then_reveal_in_the_browser(page, lab):
 
 
 LIVE_CELLS = [
-    "%matplotlib widget\nimport time, torch\nfrom bnlib.data import TensorLoader\nfrom bnlib.live import LiveCurves\n"
+    "%matplotlib widget\nimport time, torch\nfrom bnlib.data import TensorLoader\n"
+    "from bnlib.widgets.live import LiveCurves\n"
     "from bnlib.models import make_mlp\nfrom bnlib.train import train_model\n"
     "loader = TensorLoader(torch.randn(256, 20), torch.randint(0, 3, (256,)), 64)",
     "curves = LiveCurves('live check', interval=0)  # every epoch\n"

@@ -9,7 +9,7 @@ from matplotlib.backend_bases import DrawEvent
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from bnlib.cached_figure import CachedBackgroundFigure
+from bnlib.widgets.cached_figure import CachedBackgroundFigure
 
 
 def figure_with_a_line(figure_class=CachedBackgroundFigure):

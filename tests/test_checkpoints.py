@@ -3,8 +3,8 @@
 import pytest
 import torch
 
-from bnlib.checkpoints import missing_buffers, parameters_only
 from bnlib.models import make_mlp
+from bnlib.studies.checkpoints import missing_buffers, parameters_only
 
 
 def _trained():

@@ -1,15 +1,15 @@
-"""Eval-mode accuracy with chosen statistics (bnlib.evaluation) against compute_accuracy on a model set up by hand."""
+"""Eval-mode accuracy with chosen statistics (bnlib.stats.evaluation) against compute_accuracy, set up by hand."""
 
 import copy
 
 import pytest
 import torch
 
-from bnlib.batchnorm import batchnorm_layers
 from bnlib.data import TensorLoader
-from bnlib.evaluation import KeptWeightsEvaluator, accuracy_vs_momentum, evaluate_with_stats
-from bnlib.population import population_stats
-from bnlib.running import running_stats_at
+from bnlib.stats.batchnorm import batchnorm_layers
+from bnlib.stats.evaluation import KeptWeightsEvaluator, accuracy_vs_momentum, evaluate_with_stats
+from bnlib.stats.population import population_stats
+from bnlib.stats.running import running_stats_at
 from bnlib.train import compute_accuracy
 
 

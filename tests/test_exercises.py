@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnlib import exercises
-from bnlib.exercises.checks import TOLERANCE, ExerciseFailed
+from bnlib.exercises.harness import TOLERANCE, ExerciseFailed
 
 # --- students' functions: the reference solutions and other right answers ---
 

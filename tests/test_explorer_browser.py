@@ -9,8 +9,8 @@ import pytest
 from lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium
 from PIL import Image
 
-from bnlib.running import replay_running_average
-from bnlib.widgets import MomentumExplorer, momentum_explorer
+from bnlib.stats.running import replay_running_average
+from bnlib.widgets.explorer import MomentumExplorer, momentum_explorer
 
 JS_MODULE = Path(__file__).resolve().parent.parent / "bnlib" / "explorer_canvas.js"
 
@@ -117,7 +117,7 @@ def replay_in_chromium():
 
 @pytest.mark.parametrize("momentum", [0.001, 0.1, 1.0, None])
 def test_the_browser_replay_is_pytorchs_rule(momentum, explorer_inputs, replay_in_chromium):
-    """explorer_canvas.js's replay against bnlib.running (float64 both): the same running values."""
+    """explorer_canvas.js's replay against bnlib.stats.running (float64 both): the same running values."""
     batch = explorer_inputs[0].recording[next(iter(explorer_inputs[0].recording))].var[:, 1].double().numpy()
     replayed = replay_in_chromium(batch.tolist(), momentum, 1.0)
     np.testing.assert_allclose(replayed, replay_running_average(batch, momentum, 1.0), rtol=1e-12, atol=0)

@@ -14,7 +14,7 @@ NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "04_running_st
 
 DRIVE_THE_SLIDER = {
     "image": """\
-from bnlib.backend import ipympl_active
+from bnlib.widgets.backend import ipympl_active
 
 before = bytes(explorer.image.value)
 explorer.momentum.value = 0.001
@@ -24,7 +24,7 @@ assert bytes(explorer.image.value)[:4] == b"\\x89PNG" and bytes(explorer.image.v
 print(backend, "|", explorer.readout.value)
 """,
     "browser": """\
-from bnlib.explorer_browser import BrowserMomentumExplorer
+from bnlib.widgets.explorer_browser import BrowserMomentumExplorer
 
 explorer.momentum.value = 0.001
 assert explorer.last_error is None, explorer.last_error

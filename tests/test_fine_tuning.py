@@ -4,8 +4,8 @@ import pytest
 import torch
 from random_data import random_splits
 
-from bnlib.fine_tuning import FREEZE_CHOICES, fine_tuned_run, prepare_fine_tuning
 from bnlib.models import make_mlp
+from bnlib.studies.fine_tuning import FREEZE_CHOICES, fine_tuned_run, prepare_fine_tuning
 
 
 @pytest.fixture

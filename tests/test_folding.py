@@ -12,11 +12,11 @@ import pytest
 import torch
 from torch import nn
 
-from bnlib.batchnorm import batchnorm_layers
 from bnlib.data import get_dataloaders, load_mnist
-from bnlib.folding import fold_batchnorm
 from bnlib.models import make_mlp
-from bnlib.rounding import rounding_tolerance
+from bnlib.stats.batchnorm import batchnorm_layers
+from bnlib.stats.folding import fold_batchnorm
+from bnlib.stats.tolerances import rounding_tolerance
 from bnlib.train import train_model
 
 

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnlib.device_split import split_batchnorm
 from bnlib.models import FrozenBatchNorm1d, freeze_batchnorm, make_mlp
+from bnlib.studies.devices import split_batchnorm
 
 
 def _batchnorms(model):

@@ -11,11 +11,11 @@ import torch
 from nbclient import NotebookClient
 from PIL import Image
 
-from bnlib import live
 from bnlib.data import TensorLoader
-from bnlib.live import LIVE_ENV, LiveCurves, live_curves
 from bnlib.models import make_mlp
 from bnlib.train import History, train_model
+from bnlib.widgets import live
+from bnlib.widgets.live import LIVE_ENV, LiveCurves, live_curves
 
 
 class Clock:
@@ -180,7 +180,7 @@ def test_in_a_notebook_kernel_under_both_backends(tmp_path):
     cells = [
         "import os, torch\nos.environ.pop('BNLIB_LIVE', None)\n"
         "from bnlib.data import TensorLoader\nfrom bnlib.models import make_mlp\nfrom bnlib.train import train_model\n"
-        "from bnlib.live import LiveCurves, live_curves\n"
+        "from bnlib.widgets.live import LiveCurves, live_curves\n"
         "loader = TensorLoader(torch.randn(64, 20), torch.randint(0, 3, (64,)), 16)",
         "%matplotlib inline\ncurves = live_curves('inline')\ncurves.interval = 0  # every epoch\n" + train,
         "%matplotlib widget\ncurves = live_curves('ipympl')\ncurves.interval = 0\n" + train,

@@ -6,7 +6,12 @@ import torch
 from torch import nn
 
 from bnlib.models import make_mlp
-from bnlib.noisy_batchnorm import NoiseDistribution, RandomAffineNoise, add_noise_after_batchnorm, noise_replayed
+from bnlib.studies.noisy_batchnorm import (
+    NoiseDistribution,
+    RandomAffineNoise,
+    add_noise_after_batchnorm,
+    noise_replayed,
+)
 
 DRAWS, UNITS = 2_000, 50  # 100,000 draws of each of scale and shift
 

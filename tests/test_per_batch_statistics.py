@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from bnlib.models import make_mlp
-from bnlib.per_batch_statistics import with_per_batch_statistics
+from bnlib.stats.batchnorm import with_per_batch_statistics
 
 
 def test_same_as_a_layer_built_with_track_running_stats_false():

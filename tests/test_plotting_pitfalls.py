@@ -10,7 +10,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-from bnlib.plotting_pitfalls import plot_accuracy_and_noise, plot_grouped_bars, plot_shifted_digits  # noqa: E402
+from bnlib.plotting.pitfalls import plot_accuracy_and_noise, plot_grouped_bars, plot_shifted_digits  # noqa: E402
 
 
 @pytest.fixture(autouse=True)

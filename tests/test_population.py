@@ -1,4 +1,4 @@
-"""Whole-training-set statistics and recalibrate (bnlib.population) against a direct float64 computation."""
+"""Whole-training-set statistics and recalibrate (bnlib.stats.population) against a direct float64 computation."""
 
 import copy
 
@@ -6,10 +6,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnlib.batchnorm import batchnorm_layers
 from bnlib.data import TensorLoader
-from bnlib.population import population_at_steps, population_stats, recalibrate
-from bnlib.recording import BatchStatsRecorder
+from bnlib.stats.batchnorm import batchnorm_layers
+from bnlib.stats.population import population_at_steps, population_stats, recalibrate
+from bnlib.stats.recording import BatchStatsRecorder
 
 
 def loader_of(run, batch_size):

@@ -3,7 +3,7 @@
 import ipywidgets as widgets
 import pytest
 
-from bnlib.predict import PROMPT, PredictQuestion, range_labels, range_question
+from bnlib.widgets.predict import PROMPT, PredictQuestion, range_labels, range_question
 
 
 def make_question(answer="momentum 0.1"):

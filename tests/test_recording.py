@@ -1,4 +1,4 @@
-"""Recording batch statistics and replaying PyTorch's rule (bnlib.recording, bnlib.running) against real BatchNorm."""
+"""Recording batch statistics and replaying PyTorch's rule (bnlib.stats.recording, .running) against real BatchNorm."""
 
 import numpy as np
 import pytest
@@ -6,11 +6,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnlib.batchnorm import batchnorm_layers
 from bnlib.data import TensorLoader
 from bnlib.models import make_mlp
-from bnlib.recording import BatchStatsRecorder, checkpoint_steps
-from bnlib.running import (
+from bnlib.stats.batchnorm import batchnorm_layers
+from bnlib.stats.recording import BatchStatsRecorder, checkpoint_steps
+from bnlib.stats.running import (
     keras_to_torch_momentum,
     replay_running_stats,
     running_stats_at,

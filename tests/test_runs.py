@@ -6,9 +6,9 @@ from random_data import random_splits
 
 from bnlib import cache, runs
 from bnlib.models import make_mlp
-from bnlib.recording import BatchStatsRecorder
-from bnlib.running import replay_running_stats
 from bnlib.runtime import seed_everything
+from bnlib.stats.recording import BatchStatsRecorder
+from bnlib.stats.running import replay_running_stats
 from bnlib.train import train_model
 
 BN_MODEL = {"hidden": (8, 6), "bn": "before", "dropout": 0.25}

@@ -9,8 +9,15 @@ import torch
 
 from bnlib.data import TensorLoader
 from bnlib.models import make_mlp
-from bnlib.step_training import DivergenceCheck, StopTraining, evaluation_mode, has_diverged, train_steps
-from bnlib.train import History, train_one_epoch
+from bnlib.train import (
+    DivergenceCheck,
+    History,
+    StopTraining,
+    evaluation_mode,
+    has_diverged,
+    train_one_epoch,
+    train_steps,
+)
 
 
 @pytest.fixture

@@ -8,8 +8,8 @@ import pytest
 import torch
 from torch import nn
 
-from bnlib import sweeps
 from bnlib.models import make_mlp
+from bnlib.studies import sweeps
 from tests.why_batchnorm_support import small_splits
 
 SIZES = {"num_epochs": 2, "batch_size": 64}

@@ -1,8 +1,8 @@
-"""bnlib.tables: the summary row of a run is read from its history."""
+"""bnlib.studies.tables: the summary row of a run is read from its history."""
 
 import pytest
 
-from bnlib.tables import summarize_histories
+from bnlib.studies.tables import summarize_histories
 from bnlib.train import History
 
 

@@ -5,7 +5,7 @@ A failure names the first failing case and, when the output matches a common mis
 inputs, that mistake. `z=` adds the lecture model's real activations as one more case; `strict=True` raises.
 """
 
-from bnlib.exercises.checks import CheckResult, ExerciseFailed
+from bnlib.exercises.harness import CheckResult, ExerciseFailed
 from bnlib.exercises.inference import check_batchnorm_eval, check_fold
 from bnlib.exercises.training import check_batchnorm_backward, check_batchnorm_train, check_running_update
 

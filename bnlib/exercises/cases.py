@@ -6,7 +6,7 @@ Every case has N != C (statistics over the wrong dimension show), C >= 4, and co
 import torch
 from torch import nn
 
-from bnlib.exercises.checks import Case
+from bnlib.exercises.harness import Case
 
 SEED = 453  # the lecture's course number: any fixed seed gives the same cases every run
 

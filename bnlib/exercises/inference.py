@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnlib.exercises import cases
-from bnlib.exercises.checks import BadOutput, Exercise, Mistake, run_exercise
+from bnlib.exercises.harness import BadOutput, Exercise, Mistake, run_exercise
 from bnlib.exercises.training import as_float64, column_rms, normalize
 
 # --- evaluation-mode forward: fn(z, running_mean, running_var, gamma, beta, eps) -> (N, C) ---

@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnlib.exercises import cases
-from bnlib.exercises.checks import Exercise, Mistake, passes_in_float64, run_exercise
+from bnlib.exercises.harness import Exercise, Mistake, passes_in_float64, run_exercise
 
 CANCELLATION_HINT = ("Your answer is right when the same numbers come in float64 but not in float32: E[z²] − E[z]² "
                      "subtracts two nearly equal numbers when the mean is large next to the spread, and float32 "

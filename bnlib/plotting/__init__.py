@@ -1,0 +1,1 @@
+"""Figures, one module by what they draw; every helper takes `ax=None` and returns what it drew on."""

@@ -1,0 +1,1 @@
+"""One module per question a notebook asks; notebooks import the module (`from bnlib.studies import shift`)."""

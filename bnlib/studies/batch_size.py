@@ -1,0 +1,128 @@
+"""One epoch per batch size (or per number of simulated devices), through the run cache: accuracy and statistic noise.
+
+Small batches hurt BatchNorm twice: its statistics are noisy in training, and eval mode then
+uses running statistics that differ from what training normalized with. LayerNorm and GroupNorm
+normalize each example over its own units and have neither problem.
+"""
+
+import copy
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from bnlib.cache import RETRAIN_ENV, cached, resolve_cache_dir
+from bnlib.checks import check_integer, check_number
+from bnlib.data import TensorLoader
+from bnlib.models import make_mlp
+from bnlib.runs import model_key, preserved_random_state
+from bnlib.runtime import device as best_device
+from bnlib.runtime import seed_everything
+from bnlib.stats.batchnorm import batchnorm_layers, swapped_running_stats, unit_view
+from bnlib.studies.devices import split_batchnorm
+from bnlib.train import compute_accuracy, train_one_epoch
+
+PROCEDURE = "one_epoch_per_batch_size"
+NOISE_IMAGES = 10_000  # training images the statistic noise is measured on
+
+
+@dataclass
+class EpochRun:
+    """A model trained for one epoch (eval mode), what was measured on it, and whether it came from the cache."""
+
+    model: nn.Module
+    record: dict  # eval_test_acc, train_mode_test_acc (%), mean_noise, var_noise (None without BatchNorm)
+    cached: bool
+
+
+@torch.no_grad()
+def batch_statistic_noise(model, images, batch_size):
+    """(mean noise, variance noise) of the first BatchNorm layer's statistics over batches of `batch_size` of `images`.
+
+    Mean noise: RMS over batches of (batch mean - mean of all `images`) / their std; variance noise:
+    RMS of (unbiased batch variance / variance of all - 1); both averaged over units; (None, None)
+    without BatchNorm. For Gaussian inputs they are about 1/sqrt(B) and sqrt(2/(B-1)).
+    """
+    check_integer("batch_size", batch_size, minimum=2)
+    layers = batchnorm_layers(model)
+    if not layers:
+        return None, None
+    seen = []
+    handle = layers[0][1].register_forward_hook(lambda _module, args, _output: seen.append(unit_view(args[0])))
+    try:
+        with swapped_running_stats(model, {}):  # eval mode for the pass, modes restored afterwards
+            model(images)
+    finally:
+        handle.remove()
+    values = seen[0].double()  # (N, units)
+    batches = values[: len(values) // batch_size * batch_size].reshape(-1, batch_size, values.shape[1])
+    mean, var = values.mean(0), values.var(0)
+    mean_noise = ((batches.mean(1) - mean) / var.sqrt()).pow(2).mean(0).sqrt()  # (units,)
+    var_noise = (batches.var(1) / var - 1).pow(2).mean(0).sqrt()
+    return mean_noise.mean().item(), var_noise.mean().item()
+
+
+def train_one_epoch_at(model_options, *, batch_size, devices, seed, learning_rate, data, device):
+    """(record, tensors) of one epoch of SGD at `batch_size`, BatchNorm statistics split over `devices` chunks.
+
+    The record holds eval-mode and train-mode test accuracy (train mode: test batches of the
+    per-device batch size, as if `model.eval()` were forgotten) and the statistic noise at that size.
+    """
+    seed_everything(seed)
+    model = make_mlp(**model_options)
+    trained = (split_batchnorm(model, devices) if devices > 1 else model).to(device)
+    train = TensorLoader(*data.train, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+    train_one_epoch(trained, train, torch.optim.SGD(trained.parameters(), lr=learning_rate), device)
+    model.load_state_dict(trained.state_dict())  # eval mode never splits: the plain model computes the same
+    model.to(device).eval()
+    test_images, test_labels = (tensor.to(device) for tensor in data.test)
+    per_device = batch_size // devices
+    mean_noise, var_noise = batch_statistic_noise(model, data.train[0][:NOISE_IMAGES].to(device), per_device)
+    record = {
+        "eval_test_acc": compute_accuracy(model, TensorLoader(test_images, test_labels, 1000), device),
+        "train_mode_test_acc": compute_accuracy(
+            copy.deepcopy(model).train(), TensorLoader(test_images, test_labels, per_device)
+        ),
+        "mean_noise": mean_noise,
+        "var_noise": var_noise,
+    }
+    return record, {name: tensor.cpu() for name, tensor in model.state_dict().items()}
+
+
+def one_epoch_run(model_options, *, batch_size, devices=1, seed, learning_rate, data, device=None, verbose=False):
+    """The EpochRun of `train_one_epoch_at`, read from the run cache or trained (random state left as it was)."""
+    check_integer("batch_size", batch_size, minimum=2)
+    check_integer("devices", devices, minimum=1)
+    check_number("learning_rate", learning_rate, 0, None, low_open=True)
+    device = torch.device(device) if device is not None else best_device()
+    config = {
+        "procedure": PROCEDURE,
+        "model": model_key(model_options),
+        "batch_size": batch_size,
+        "devices": devices,
+        "seed": check_integer("seed", seed, minimum=0),
+        "num_epochs": 1,
+        "optimizer": {"name": "SGD", "lr": learning_rate, "momentum": 0.0, "weight_decay": 0.0},
+        "noise_images": NOISE_IMAGES,
+    }
+
+    def compute():
+        return train_one_epoch_at(model_options, batch_size=batch_size, devices=devices, seed=seed,
+                                  learning_rate=learning_rate, data=data, device=device)  # fmt: skip
+
+    options = ", ".join(f"{name}={value!r}" for name, value in model_options.items())
+    description = f"make_mlp({options}), one epoch at batch size {batch_size}" + (
+        f" over {devices} simulated devices" if devices > 1 else ""
+    )
+    with preserved_random_state():
+        entry = cached(config, compute, data=data, device=device, description=description, verbose=verbose)
+        model = make_mlp(**model_options)
+    model.load_state_dict(entry.tensors)
+    return EpochRun(model.to(device).eval(), entry.record, entry.cached)
+
+
+def cache_summary(runs):
+    """One line for a notebook: how many of `runs` (EpochRun) were read from the run cache, and how to retrain."""
+    read = sum(run.cached for run in runs)
+    return (f"{read} of {len(runs)} runs read from the run cache ({resolve_cache_dir()}), "
+            f"{len(runs) - read} trained now; {RETRAIN_ENV}=1 trains them again.")  # fmt: skip

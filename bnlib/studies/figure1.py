@@ -1,0 +1,143 @@
+"""Ioffe & Szegedy (2015), Figure 1: a sigmoid MLP on MNIST with and without BatchNorm, and the input to one
+sigmoid of the last hidden layer followed through training.
+
+The paper: three hidden layers of 100 sigmoid units, weights from N(0, 0.01²), zero biases,
+batch size 60, SGD, 50,000 steps; BatchNorm before each sigmoid. Every `track_every` steps the
+same validation images go through the network as training sees them (BatchNorm normalizes with
+their own batch statistics), and the inputs of one sigmoid are kept.
+"""
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from bnlib.cache import cached
+from bnlib.checks import check_integer, check_number
+from bnlib.data import TensorLoader
+from bnlib.models import make_mlp, mlp_arguments
+from bnlib.runtime import device as best_device
+from bnlib.runtime import seed_everything
+from bnlib.studies.noisy_batchnorm import add_noise_after_batchnorm, noise_replayed
+from bnlib.train import compute_accuracy, evaluation_mode, train_steps
+
+PAPER_NETWORK = {"hidden": (100, 100, 100), "activation": "sigmoid", "init_std": 0.01, "zero_bias": True}
+PAPER_BATCH_SIZE = 60
+PAPER_LEARNING_RATE = 0.5
+PAPER_STEPS = 50_000
+PERCENTILES = (15, 50, 85)  # the three lines of the paper's Figure 1(b, c)
+
+
+def paper_model_options(bn):
+    """`make_mlp` options of the paper's network, with BatchNorm before each sigmoid when `bn` is True."""
+    return {**PAPER_NETWORK, "bn": "before" if bn else None}
+
+
+def sigmoid_inputs(model, images, layer=-1):
+    """Inputs (N, units) of the `layer`-th nn.Sigmoid of `model` (default: the last), as train mode computes them.
+
+    BatchNorm layers normalize with the batch statistics of `images`, exactly as in a training step,
+    but their running statistics are left untouched (no buffer is read or written).
+    """
+    positions = [index for index, module in enumerate(model) if isinstance(module, nn.Sigmoid)]
+    if not positions:
+        raise ValueError("model has no nn.Sigmoid layer")
+    stop = positions[layer]
+    outputs = images
+    with torch.no_grad():
+        for module in model[:stop]:
+            outputs = batch_normalize(module, outputs) if isinstance(module, nn.BatchNorm1d) else module(outputs)
+    return outputs
+
+
+def batch_normalize(layer, inputs):
+    """What `layer` (a BatchNorm1d) computes in train mode, without updating its running statistics."""
+    return F.batch_norm(inputs, None, None, layer.weight, layer.bias, training=True, eps=layer.eps)
+
+
+def unit_percentiles(unit_inputs, percentiles=PERCENTILES):
+    """(checkpoints, len(percentiles)) percentiles of each row of `unit_inputs` (checkpoints, images)."""
+    return np.percentile(np.asarray(unit_inputs), percentiles, axis=1).T
+
+
+def percentile_movement(steps, unit_inputs, after_step, percentiles=PERCENTILES):
+    """How far each percentile moved after `after_step`: max - min over the checkpoints from there on, (P,)."""
+    later = unit_percentiles(unit_inputs, percentiles)[np.asarray(steps) >= after_step]
+    return later.max(axis=0) - later.min(axis=0)
+
+
+def first_step_reaching(record, accuracy):
+    """The first measured step at which the test accuracy of `record` (from `train_and_track`) reached `accuracy`
+    percent, or None when it never did: how fast a network trains."""
+    reached = [step for step, value in zip(record["accuracy_steps"], record["test_accuracy"], strict=True)
+               if value >= accuracy]
+    return reached[0] if reached else None
+
+
+def train_and_track(model, data, *, num_steps, batch_size, learning_rate, seed, track_every, num_tracked, unit,
+                    accuracy_every, device):
+    """Train `model` with SGD and follow one sigmoid input; returns (record, {"unit_inputs": (checkpoints, images)}).
+
+    The unit is `unit` of the last hidden layer, measured at step 0 and every `track_every` steps on
+    the first `num_tracked` validation images; test accuracy (eval mode) at step 0, every
+    `accuracy_every` steps and at the end.
+    """
+    model.to(device)
+    loader = TensorLoader(*data.train, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+    test_loader = TensorLoader(*data.test, 2_000, device=device)
+    tracked = data.valid[0][:num_tracked].to(device)
+    steps, unit_inputs, accuracy_steps, accuracies = [], [], [], []
+
+    def measure(model, step, loss=None):
+        if step % track_every == 0:
+            steps.append(step)
+            with noise_replayed(model):  # noisy BatchNorm: the noise of the next step, which stays unchanged
+                unit_inputs.append(sigmoid_inputs(model, tracked)[:, unit].cpu())
+        if step % accuracy_every == 0 or step == num_steps:
+            with evaluation_mode(model):
+                accuracy_steps.append(step)
+                accuracies.append(compute_accuracy(model, test_loader, device))
+
+    model.train()
+    measure(model, 0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    history = train_steps(model, loader, optimizer, num_steps, device=device, on_step=measure)
+    record = {
+        "tracked_steps": steps,
+        "accuracy_steps": accuracy_steps,
+        "test_accuracy": accuracies,
+        "final_test_accuracy": accuracies[-1],
+        "minibatch_loss": history.minibatch_loss,
+    }
+    return record, {"unit_inputs": torch.stack(unit_inputs)}
+
+
+def tracked_run(bn, data, *, num_steps, seed, noise=None, batch_size=PAPER_BATCH_SIZE,
+                learning_rate=PAPER_LEARNING_RATE, track_every=50, num_tracked=1_000, unit=0, accuracy_every=500,
+                device=None, cache_dir=None, verbose=True):
+    """The paper's network (`bn`: BatchNorm before each sigmoid; `noise`: a NoiseDistribution after each
+    BatchNorm, or None) trained and tracked through the run cache; returns its CacheEntry."""
+    check_integer("num_steps", num_steps, minimum=1)
+    check_number("learning_rate", learning_rate, 0, None, low_open=True)
+    if noise is not None and not bn:
+        raise ValueError("noise goes after each BatchNorm: it needs bn=True")
+    options = paper_model_options(bn)
+    device = torch.device(device) if device is not None else best_device()
+    sizes = {"num_steps": num_steps, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
+             "track_every": check_integer("track_every", track_every, minimum=1),
+             "num_tracked": check_integer("num_tracked", num_tracked, minimum=2),
+             "unit": check_integer("unit", unit, minimum=0),
+             "accuracy_every": check_integer("accuracy_every", accuracy_every, minimum=1)}
+
+    def build():
+        seed_everything(seed)
+        model = make_mlp(**options)
+        return model if noise is None else add_noise_after_batchnorm(model, noise, seed)
+
+    config = {"procedure": "Ioffe & Szegedy 2015 Figure 1: SGD steps, one last-layer sigmoid input tracked",
+              "model": {"arguments": mlp_arguments(**options), "structure": str(build())},
+              "tracking": "train-mode batch statistics, running statistics untouched, the next step's noise",
+              "noise": None if noise is None else noise.to_dict(), "optimizer": "SGD", **sizes}
+    name = "noisy BatchNorm" if noise is not None else ("BatchNorm" if bn else "no BatchNorm")
+    return cached(config, lambda: train_and_track(build(), data, device=device, **sizes), data=data, device=device,
+                  description=f"Figure 1 network, {name}, {num_steps:,} steps", cache_dir=cache_dir, verbose=verbose)

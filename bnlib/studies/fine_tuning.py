@@ -1,0 +1,98 @@
+"""Fine-tuning a pretrained BatchNorm MLP on a shifted domain, with three ways of freezing it, through the run cache.
+
+Only the output layer is meant to train in the two freezing choices. `requires_grad_(False)`
+alone (the naive freeze) stops gamma and beta, but `model.train()` puts BatchNorm back in train
+mode, so it normalizes with the new domain's batch statistics and its running statistics move
+to them; `freeze_batchnorm` keeps the pretrained statistics.
+"""
+
+import copy
+
+import torch
+
+from bnlib.cache import cached
+from bnlib.checks import check_choice, check_integer, check_number
+from bnlib.data import TensorLoader
+from bnlib.models import freeze_batchnorm
+from bnlib.runs import preserved_random_state
+from bnlib.runtime import device as best_device
+from bnlib.runtime import seed_everything
+from bnlib.studies.shift import shift_images
+from bnlib.train import compute_accuracy, train_one_epoch
+
+PROCEDURE = "fine_tune"
+FREEZE_CHOICES = ("naive freeze", "BatchNorm frozen", "full fine-tuning")
+
+
+def prepare_fine_tuning(model, choice):
+    """Set `model` (an nn.Sequential ending in its output Linear) up for `choice`, in place; returns what trains.
+
+    "naive freeze": requires_grad_(False) except for the output layer; "BatchNorm frozen": the same
+    plus `freeze_batchnorm`; "full fine-tuning": every parameter trains, BatchNorm in train mode.
+    """
+    check_choice("choice", choice, FREEZE_CHOICES)
+    if choice == "full fine-tuning":
+        return list(model.parameters())
+    model.requires_grad_(False)
+    model[-1].requires_grad_(True)
+    if choice == "BatchNorm frozen":
+        freeze_batchnorm(model)
+    return list(model[-1].parameters())
+
+
+def fine_tune(model, choice, images, labels, *, num_epochs, batch_size, learning_rate, seed, device=None):
+    """Fine-tune `model` in place on (images, labels) with SGD, frozen as `choice` says; returns it in eval mode."""
+    device = device or next(model.parameters()).device
+    trainable = prepare_fine_tuning(model, choice)
+    loader = TensorLoader(images, labels, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+    optimizer = torch.optim.SGD(trainable, lr=learning_rate)
+    seed_everything(seed)
+    for _ in range(check_integer("num_epochs", num_epochs, minimum=1)):
+        train_one_epoch(model, loader, optimizer, device)  # calls model.train(), as every training loop does
+    return model.eval()
+
+
+def fine_tuned_run(pretrained, pretrained_config, choice, shift, *, data, num_labelled, num_epochs, batch_size,
+                   learning_rate, seed, device=None):  # fmt: skip
+    """(fine-tuned copy of `pretrained`, record) from the run cache or trained now; `pretrained` is unchanged.
+
+    Fine-tunes on the first `num_labelled` training images under `shift` (a domain_shift name);
+    `pretrained_config` (the pretrained run's cache configuration) goes into the key. The record
+    holds "clean_test_acc" and "shifted_test_acc" (%, eval mode) and "cached".
+    """
+    check_integer("num_labelled", num_labelled, minimum=batch_size)
+    check_number("learning_rate", learning_rate, 0, None, low_open=True)
+    device = torch.device(device) if device is not None else best_device()
+    images, labels = shift_images(data.train[0][:num_labelled], shift), data.train[1][:num_labelled]
+    config = {
+        "procedure": PROCEDURE,
+        "pretrained": pretrained_config,
+        "choice": choice,
+        "trains": "all" if choice == "full fine-tuning" else "output layer",
+        "shift": shift,
+        "num_labelled": num_labelled,
+        "num_epochs": num_epochs,
+        "batch_size": batch_size,
+        "optimizer": {"name": "SGD", "lr": learning_rate, "momentum": 0.0, "weight_decay": 0.0},
+        "seed": seed,
+    }
+
+    def compute():
+        model = fine_tune(copy.deepcopy(pretrained).to(device), choice, images, labels, num_epochs=num_epochs,
+                          batch_size=batch_size, learning_rate=learning_rate, seed=seed, device=device)  # fmt: skip
+        record = {
+            "clean_test_acc": _test_accuracy(model, data.test, device),
+            "shifted_test_acc": _test_accuracy(model, (shift_images(data.test[0], shift), data.test[1]), device),
+        }
+        return record, {name: tensor.cpu() for name, tensor in model.state_dict().items()}
+
+    with preserved_random_state():
+        entry = cached(config, compute, data=data, device=device, description=f"fine-tuning ({choice}) on {shift}")
+    model = copy.deepcopy(pretrained).to(device)
+    prepare_fine_tuning(model, choice)
+    model.load_state_dict(entry.tensors)
+    return model.eval(), {**entry.record, "cached": entry.cached}
+
+
+def _test_accuracy(model, split, device):
+    return compute_accuracy(model, TensorLoader(*split, 1000, device=device), device)

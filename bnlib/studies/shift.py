@@ -1,0 +1,78 @@
+"""Test images shifted the way a deployment meets them, and eval accuracy with three sources of BatchNorm statistics.
+
+The shifts are not clipped to [0, 1]: a brightness offset or a contrast change with positive gain
+is then an affine map of the pixels, which a bias-free Linear followed by BatchNorm absorbs
+exactly once the statistics are re-estimated (the mean takes the offset, the variance the gain).
+Re-estimating on unlabelled data of the new domain is AdaBN (Li et al., 2016, arXiv:1610.04779).
+"""
+
+import copy
+
+import torch
+
+from bnlib.checks import check_choice, check_integer, check_number
+from bnlib.data import TensorLoader
+from bnlib.stats.batchnorm import with_per_batch_statistics
+from bnlib.stats.population import recalibrate
+from bnlib.train import compute_accuracy
+
+STATISTICS_SOURCES = ("training statistics", "re-estimated on shifted data", "each test batch's own")
+
+
+def lower_contrast(images, gain=0.5):
+    """Contrast scaled by `gain` around mid-grey: gain * (x - 0.5) + 0.5, same shape."""
+    check_number("gain", gain, 0, None, low_open=True)
+    return gain * (images - 0.5) + 0.5
+
+
+def brighten(images, offset=0.3):
+    """Every pixel plus `offset`, not clipped (pixels reach 1 + offset)."""
+    check_number("offset", offset)
+    return images + offset
+
+
+def invert(images):
+    """Inverted colours, 1 - x: white digits on black become black on white."""
+    return 1.0 - images
+
+
+def add_noise(images, std=0.3, seed=0):
+    """Gaussian pixel noise with standard deviation `std`, drawn from its own generator seeded with `seed`."""
+    check_number("std", std, 0, None)
+    generator = torch.Generator().manual_seed(check_integer("seed", seed))
+    noise = torch.randn(images.shape, generator=generator).to(images.device)
+    return images + std * noise
+
+
+SHIFTS = {
+    "clean": lambda images: images,
+    "contrast ×0.5": lower_contrast,
+    "brightness +0.3": brighten,
+    "inverted": invert,
+    "noise σ=0.3": add_noise,
+}
+
+
+def shift_images(images, shift):
+    """`images` with the named shift of SHIFTS applied."""
+    return SHIFTS[check_choice("shift", shift, tuple(SHIFTS))](images)
+
+
+def accuracy_by_statistics(model, data, shift, batch_size=256, device=None):
+    """{statistics source: eval-mode test accuracy (%)} on `data.test` shifted by `shift`.
+
+    The sources: the model's own running statistics from training; statistics re-estimated with
+    `recalibrate` on the shifted training images (their labels unused); and each test batch's
+    own statistics (`track_running_stats=False`). The model itself is left unchanged.
+    """
+    check_integer("batch_size", batch_size, minimum=2)
+    test_images, test_labels = data.test
+    test = TensorLoader(shift_images(test_images, shift), test_labels, batch_size, device=device)
+    unlabelled = TensorLoader(shift_images(data.train[0], shift), data.train[1], batch_size, device=device)
+    model = copy.deepcopy(model).eval()
+    accuracies = (
+        compute_accuracy(model, test, device),
+        compute_accuracy(recalibrate(copy.deepcopy(model), unlabelled, device), test, device),
+        compute_accuracy(with_per_batch_statistics(model), test, device),
+    )
+    return dict(zip(STATISTICS_SOURCES, accuracies, strict=True))

@@ -1,0 +1,125 @@
+"""Robustness sweeps: the lecture's MLP with and without BatchNorm over learning rates and initialization scales.
+
+Each run trains a fixed number of epochs with SGD through the run cache. A run whose loss becomes
+non-finite or exceeds 10 x its first value stops there and is recorded as diverged (a result, not
+an error); a network "trains at" a setting when its test accuracy reaches 90 %.
+"""
+
+import math
+
+import pandas as pd
+import torch
+
+from bnlib.cache import cached
+from bnlib.checks import check_integer, check_number
+from bnlib.data import TensorLoader
+from bnlib.models import make_mlp, mlp_arguments
+from bnlib.runtime import device as best_device
+from bnlib.runtime import seed_everything
+from bnlib.train import DIVERGENCE_FACTOR, DivergenceCheck, compute_accuracy, evaluation_mode, train_steps
+
+TRAINS_AT_ACCURACY = 90.0  # percent test accuracy
+NETWORKS = {"no BatchNorm": {}, "BatchNorm": {"bn": "before"}}  # the lecture's 784-75-45-10 ReLU MLP
+
+
+def train_until_diverged(model, data, *, num_epochs, batch_size, learning_rate, seed, device):
+    """Train with SGD for `num_epochs`, stopping at divergence; returns (record, {}) with `diverged` and test accuracy.
+
+    `test_accuracy` (percent, eval mode) is None for a diverged run: its weights are no longer numbers to judge.
+    """
+    model.to(device)
+    loader = TensorLoader(*data.train, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+    check = DivergenceCheck()
+    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    history = train_steps(model, loader, optimizer, num_epochs * len(loader), device=device, on_step=check)
+    diverged = check.diverged_at is not None
+    accuracy = None
+    if not diverged:
+        with evaluation_mode(model):
+            accuracy = compute_accuracy(model, TensorLoader(*data.test, 2_000, device=device), device)
+    last_loss = history.minibatch_loss[-1]
+    record = {
+        "diverged": diverged,
+        "steps_trained": len(history.minibatch_loss),
+        "first_loss": history.minibatch_loss[0],
+        "last_loss": last_loss if math.isfinite(last_loss) else None,  # JSON has no NaN or infinity
+        "test_accuracy": accuracy,
+    }
+    return record, {}
+
+
+def sweep_run(model_options, data, *, learning_rate, seed, num_epochs, batch_size, device=None, cache_dir=None):
+    """One sweep run of `make_mlp(**model_options)` through the run cache; returns its CacheEntry."""
+    check_number("learning_rate", learning_rate, 0, None, low_open=True)
+    check_integer("num_epochs", num_epochs, minimum=1)
+    check_integer("batch_size", batch_size, minimum=1)
+    device = torch.device(device) if device is not None else best_device()
+
+    def build():
+        seed_everything(seed)
+        return make_mlp(**model_options)
+
+    settings = {"num_epochs": num_epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
+    config = {"procedure": f"SGD for a fixed number of epochs, stopped when the loss exceeds "
+                           f"{DIVERGENCE_FACTOR:g} x its first value or is not finite",
+              "model": {"arguments": mlp_arguments(**model_options), "structure": str(build())},
+              "optimizer": "SGD", **settings}
+    return cached(config, lambda: train_until_diverged(build(), data, device=device, **settings), data=data,
+                  device=device, description=f"sweep run {model_options}, lr {learning_rate:g}, seed {seed}",
+                  cache_dir=cache_dir, verbose=False)
+
+
+def sweep_table(settings, data, *, num_epochs, batch_size, device=None, cache_dir=None):
+    """A DataFrame with one row per run for `settings`, an iterable of dicts with keys network, model_options,
+    learning_rate, seed (and any others, kept as columns); adds diverged, test_accuracy, trains, cached."""
+    rows = []
+    for setting in settings:
+        entry = sweep_run(setting["model_options"], data, learning_rate=setting["learning_rate"],
+                          seed=setting["seed"], num_epochs=num_epochs, batch_size=batch_size, device=device,
+                          cache_dir=cache_dir)
+        accuracy = entry.record["test_accuracy"]
+        rows.append({**{key: value for key, value in setting.items() if key != "model_options"},
+                     "diverged": entry.record["diverged"], "steps_trained": entry.record["steps_trained"],
+                     "test_accuracy": math.nan if accuracy is None else accuracy,
+                     "trains": accuracy is not None and accuracy >= TRAINS_AT_ACCURACY, "cached": entry.cached})
+    return pd.DataFrame(rows)
+
+
+def learning_rate_sweep(learning_rates, data, *, seeds, num_epochs, batch_size, device=None, cache_dir=None):
+    """Both NETWORKS at every learning rate and seed (PyTorch's default initialization); one row per run."""
+    settings = ({"network": name, "model_options": options, "learning_rate": float(rate), "seed": seed}
+                for name, options in NETWORKS.items() for rate in learning_rates for seed in seeds)
+    return sweep_table(settings, data, num_epochs=num_epochs, batch_size=batch_size, device=device,
+                       cache_dir=cache_dir)
+
+
+def initialized(model_options, init_std):
+    """`model_options` with every Linear weight drawn from N(0, init_std²) and every bias zero."""
+    return {**model_options, "init_std": float(init_std), "zero_bias": True}
+
+
+def initialization_sweep(init_stds, data, *, learning_rate, seeds, num_epochs, batch_size, device=None,
+                         cache_dir=None):
+    """Both NETWORKS with weights from N(0, init_std²) and zero biases, at one learning rate; one row per run."""
+    settings = ({"network": name, "model_options": initialized(options, std), "init_std": float(std),
+                 "learning_rate": learning_rate, "seed": seed}
+                for name, options in NETWORKS.items() for std in init_stds for seed in seeds)
+    return sweep_table(settings, data, num_epochs=num_epochs, batch_size=batch_size, device=device,
+                       cache_dir=cache_dir)
+
+
+def sweep_summary(table, column):
+    """Per (network, value of `column`): mean test accuracy over seeds (NaN when any seed diverged), and how many
+    runs diverged and how many trained (reached 90 %)."""
+    grouped = table.groupby(["network", column], sort=False)
+    return pd.DataFrame({
+        "mean test accuracy (%)": grouped["test_accuracy"].apply(lambda accuracy: accuracy.mean(skipna=False)),
+        "runs diverged": grouped["diverged"].sum(),
+        "runs that train": grouped["trains"].sum(),
+    })
+
+
+def trained_values(table, column):
+    """{network: sorted values of `column` at which every seed trains (reaches 90 % test accuracy)}."""
+    trains = table.groupby(["network", column], sort=False)["trains"].all()
+    return {network: sorted(trains[network][trains[network]].index) for network in table["network"].unique()}

@@ -1,0 +1,74 @@
+"""Statistic noise by hand, the cached one-epoch run, and why LayerNorm does not care about batch-mates."""
+
+import pytest
+import torch
+from random_data import random_splits
+
+from bnlib.models import make_mlp
+from bnlib.studies.batch_size import batch_statistic_noise, cache_summary, one_epoch_run
+
+
+@pytest.fixture
+def tiny_data():
+    return random_splits(96, 16, 32)
+
+
+def test_batch_statistic_noise_by_hand():
+    torch.manual_seed(0)
+    model = make_mlp((6,), bn="before").train()
+    images = torch.rand(40, 1, 28, 28)
+    mean_noise, var_noise = batch_statistic_noise(model, images, 8)
+    with torch.no_grad():
+        values = model[1](model[0](images)).double()  # the first BatchNorm's input, (40, 6)
+    batches = values.reshape(5, 8, 6)
+    expected_mean = (((batches.mean(1) - values.mean(0)) / values.std(0)) ** 2).mean(0).sqrt().mean()
+    expected_var = ((batches.var(1) / values.var(0) - 1) ** 2).mean(0).sqrt().mean()
+    assert mean_noise == pytest.approx(expected_mean.item(), rel=1e-9)
+    assert var_noise == pytest.approx(expected_var.item(), rel=1e-9)
+    assert model.training  # the measuring pass was in eval mode and the mode is restored
+
+
+def test_noise_shrinks_with_batch_size_and_is_none_without_batchnorm():
+    torch.manual_seed(1)
+    model, images = make_mlp(bn="before"), torch.rand(2048, 1, 28, 28)
+    small, large = batch_statistic_noise(model, images, 4), batch_statistic_noise(model, images, 256)
+    assert small[0] > 4 * large[0] and small[1] > 4 * large[1]
+    assert batch_statistic_noise(make_mlp(bn="before", norm="layer"), images, 4) == (None, None)
+
+
+def test_layernorm_output_ignores_batch_mates_and_batchnorm_in_train_mode_does_not():
+    torch.manual_seed(2)
+    example, mates = torch.rand(1, 1, 28, 28), torch.rand(2, 7, 1, 28, 28)
+    outputs = {}
+    for norm in ("layer", "group", "batch"):
+        model = make_mlp(bn="before", norm=norm).train()
+        with torch.no_grad():
+            outputs[norm] = [model(torch.cat([example, others]))[0] for others in mates]
+    torch.testing.assert_close(*outputs["layer"], rtol=0, atol=1e-6)
+    torch.testing.assert_close(*outputs["group"], rtol=0, atol=1e-6)
+    first, second = outputs["batch"]
+    assert (first - second).abs().max() > 1e-2
+
+
+def test_one_epoch_run_is_cached_with_the_same_numbers(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setenv("BNLIB_CACHE_DIR", str(tmp_path))
+    options = {"hidden": [10, 10], "bn": "before"}
+    arguments = {"batch_size": 8, "seed": 3, "learning_rate": 0.1, "data": tiny_data, "device": "cpu"}
+    trained = one_epoch_run(options, **arguments)
+    read = one_epoch_run(options, **arguments)
+    assert (trained.cached, read.cached) == (False, True)
+    assert read.record == trained.record
+    assert set(trained.record) == {"eval_test_acc", "train_mode_test_acc", "mean_noise", "var_noise"}
+    for name, tensor in trained.model.state_dict().items():
+        torch.testing.assert_close(read.model.state_dict()[name], tensor, rtol=0, atol=0)
+    assert not read.model.training
+    split = one_epoch_run(options, devices=4, **arguments)
+    assert not split.cached and split.record != trained.record  # another configuration, another entry
+    assert cache_summary([trained, read, split]).startswith("1 of 3 runs read from the run cache")
+
+
+def test_bad_arguments(tiny_data):
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 2, got 1"):
+        one_epoch_run({"bn": "before"}, batch_size=1, seed=0, learning_rate=0.1, data=tiny_data)
+    with pytest.raises(ValueError, match="devices must be an integer >= 1, got 0"):
+        one_epoch_run({"bn": "before"}, batch_size=8, devices=0, seed=0, learning_rate=0.1, data=tiny_data)

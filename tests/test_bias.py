@@ -1,0 +1,57 @@
+"""bnlib.studies.bias: the bias before BatchNorm is absorbed by the running mean as PyTorch's rule says."""
+
+import pytest
+import torch
+from torch import nn
+
+from bnlib.data import MNISTSplits
+from bnlib.studies.bias import fraction_of, make_bias_pair, trace_bias_pair
+
+SMALL = {"hidden": (8,), "in_features": 6}
+
+
+def small_data(seed=0, count=320):
+    generator = torch.Generator().manual_seed(seed)
+    images, labels = torch.randn(count, 6, generator=generator), torch.randint(0, 10, (count,), generator=generator)
+    return MNISTSplits(train=(images, labels), valid=(images[:64], labels[:64]), test=(images, labels), source="test")
+
+
+def test_the_pair_has_identical_weights_and_differs_only_in_the_bias():
+    pair = make_bias_pair(3, bias_std=2.0, **SMALL)
+    with_bias, without_bias = pair["with bias"], pair["without bias"]
+    assert without_bias[1].bias is None and isinstance(with_bias[2], nn.BatchNorm1d)
+    for name, tensor in without_bias.state_dict().items():
+        torch.testing.assert_close(tensor, with_bias.state_dict()[name], rtol=0, atol=0)
+    assert with_bias[1].bias.std().item() > 1.0  # drawn from N(0, 2²), far above the default's ±1/sqrt(6)
+    torch.testing.assert_close(make_bias_pair(3, bias_std=2.0, **SMALL)["with bias"][1].bias, with_bias[1].bias)
+
+
+def test_the_running_mean_absorbs_the_bias_by_pytorchs_rule():
+    pair = make_bias_pair(0, **SMALL)
+    trace = trace_bias_pair(pair, small_data(), batch_size=32, learning_rate=0.1, seed=0, min_steps=60, device="cpu")
+    assert len(trace.measured) == 60 and trace.steps.tolist() == list(range(1, 61))  # 6 epochs of 10 batches
+    torch.testing.assert_close(trace.expected, 1 - 0.9 ** torch.arange(1, 61, dtype=torch.float32))
+    # Both models see the same batches with identical weights: only float error separates measured and expected
+    # (running means of size ~1 in float32, eps 1.2e-7, over 60 updates).
+    torch.testing.assert_close(trace.measured, trace.expected, rtol=0, atol=1e-5)
+    assert trace.running_var_gap < 1e-4  # a shift does not change a variance
+    assert trace.logit_gap[-1] < 0.01 * trace.logit_gap.max()  # eval outputs converge as (1 - momentum)^t -> 0
+    assert not pair["with bias"].training
+
+
+def test_fraction_of_is_the_least_squares_multiple():
+    bias = torch.tensor([1.0, -2.0, 0.5])
+    differences = torch.stack([0.25 * bias, bias, -bias + torch.tensor([2.0, 1.0, 0.0])])  # last: bias ⟂ offset
+    torch.testing.assert_close(fraction_of(differences, bias), torch.tensor([0.25, 1.0, -1.0]))
+
+
+@pytest.mark.parametrize(
+    ("arguments", "parameter"),
+    [({"min_steps": 0}, "min_steps"), ({"learning_rate": 0.0}, "learning_rate")],
+)
+def test_bad_arguments_name_the_parameter(arguments, parameter):
+    options = {"batch_size": 32, "learning_rate": 0.1, "seed": 0, "device": "cpu", **arguments}
+    with pytest.raises(ValueError, match=rf"^{parameter} must"):
+        trace_bias_pair(make_bias_pair(0, **SMALL), small_data(), **options)
+    with pytest.raises(ValueError, match="^bias_std must"):
+        make_bias_pair(0, bias_std=0.0)

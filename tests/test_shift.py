@@ -1,0 +1,92 @@
+"""Shift transforms, and which shifts re-estimated statistics absorb in a bias-free Linear + BatchNorm model."""
+
+import copy
+
+import pytest
+import torch
+
+from bnlib.data import MNISTSplits, TensorLoader
+from bnlib.models import make_mlp
+from bnlib.stats.population import recalibrate
+from bnlib.studies.shift import (
+    SHIFTS,
+    STATISTICS_SOURCES,
+    accuracy_by_statistics,
+    add_noise,
+    brighten,
+    invert,
+    lower_contrast,
+    shift_images,
+)
+
+
+@pytest.fixture
+def images():
+    return torch.rand(64, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+
+
+def test_transforms(images):
+    torch.testing.assert_close(lower_contrast(images, 0.5), 0.5 * images + 0.25)
+    assert lower_contrast(images, 0.5).min() >= 0.25 and lower_contrast(images, 0.5).max() <= 0.75
+    torch.testing.assert_close(brighten(images, 0.3), images + 0.3)  # not clipped
+    torch.testing.assert_close(invert(images), 1 - images)
+    torch.testing.assert_close(add_noise(images, 0.3, seed=5), add_noise(images, 0.3, seed=5))
+    assert not torch.equal(add_noise(images, 0.3, seed=5), add_noise(images, 0.3, seed=6))
+    noise = add_noise(images, 0.3, seed=5) - images
+    assert 0.28 < noise.std().item() < 0.32
+    assert torch.equal(shift_images(images, "clean"), images)
+
+
+def test_bad_arguments(images):
+    with pytest.raises(ValueError, match="shift must be one of .*'inverted'.*, got 'rotated'"):
+        shift_images(images, "rotated")
+    with pytest.raises(ValueError, match="gain must be a number in \\(0, inf\\), got -1"):
+        lower_contrast(images, -1)
+    with pytest.raises(ValueError, match="batch_size must be an integer >= 2, got 1"):
+        accuracy_by_statistics(make_mlp(bn="before"), None, "clean", batch_size=1)
+
+
+def _recalibrated(model, train_images, shift):
+    return recalibrate(copy.deepcopy(model), TensorLoader(shift(train_images), torch.zeros(len(train_images)), 32))
+
+
+def _same(images):
+    return images
+
+
+@pytest.mark.parametrize("shift, eps", [(brighten, 1e-5), (lower_contrast, 1e-12)])
+def test_affine_shift_is_absorbed_exactly_by_recalibrated_statistics(images, shift, eps):
+    torch.manual_seed(2)
+    model = make_mlp(bn="before")  # Linear without bias, then BatchNorm1d
+    for layer in (model[2], model[5]):
+        layer.eps = eps  # a gain scales the variance but not eps, the one term that does not follow it
+    train_images, test_images = images[:48], images[48:]
+    clean, shifted = _recalibrated(model, train_images, _same), _recalibrated(model, train_images, shift)
+    with torch.no_grad():
+        torch.testing.assert_close(shifted(shift(test_images)), clean(test_images), rtol=1e-5, atol=2e-5)
+        assert (clean(shift(test_images)) - clean(test_images)).abs().max() > 0.1  # the old statistics do not
+
+
+def test_inversion_is_not_absorbed(images):
+    torch.manual_seed(3)
+    model = make_mlp(bn="before")
+    train_images, test_images = images[:48], images[48:]
+    clean, inverted = _recalibrated(model, train_images, _same), _recalibrated(model, train_images, invert)
+    with torch.no_grad():
+        assert (inverted(invert(test_images)) - clean(test_images)).abs().max() > 0.1
+
+
+def test_accuracy_by_statistics_on_a_brightness_shift(images):
+    torch.manual_seed(4)
+    labels = torch.randint(0, 10, (64,), generator=torch.Generator().manual_seed(1))
+    data = MNISTSplits(train=(images[:48], labels[:48]), valid=None, test=(images[48:], labels[48:]), source="test")
+    model = make_mlp(bn="before").eval()
+    before = copy.deepcopy(model.state_dict())
+    clean = accuracy_by_statistics(model, data, "clean", batch_size=16)
+    bright = accuracy_by_statistics(model, data, "brightness +0.3", batch_size=16)
+    assert tuple(bright) == STATISTICS_SOURCES
+    assert bright["re-estimated on shifted data"] == pytest.approx(clean["re-estimated on shifted data"])
+    assert bright["each test batch's own"] == pytest.approx(clean["each test batch's own"])
+    for key, value in model.state_dict().items():
+        assert torch.equal(value, before[key])  # the model is not changed
+    assert set(SHIFTS) >= {"clean", "inverted"}
