@@ -14,10 +14,10 @@ export OMP_NUM_THREADS ?= 1
 # make bench SUITE=quick skips the full-mode notebook suite (the longest part); SUITE=none skips both suites.
 SUITE ?= full
 
-.PHONY: venv lab test test-browser run warm bench student clean
+.PHONY: venv lab test test-fast test-browser run warm bench student clean
 
 # Live learning curves only where someone watches (make lab): off for tests, run, warm and bench.
-test run warm bench: export BNLIB_LIVE = 0
+test test-fast run warm bench: export BNLIB_LIVE = 0
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,11 @@ lab: $(STAMP)  ## JupyterLab on notebooks/, loopback only, token authentication 
 test: $(STAMP)  ## ruff, unit tests, every notebook in quick mode, the browser test
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest
+
+# The tier to run while editing: what `make test` runs minus the notebooks, the browser and the tests marked slow.
+test-fast: $(STAMP)  ## ruff and the unit tests only (about a minute)
+	$(BIN)/ruff check .
+	$(BIN)/python -m pytest -m "not slow and not browser"
 
 test-browser: $(STAMP)  ## only the JupyterLab-in-Chromium test
 	$(BIN)/python -m pytest -m browser -s

@@ -7,7 +7,8 @@ import time
 import matplotlib
 import numpy as np
 
-from bnlib.data import get_dataloaders
+from bnlib.config import BATCH_SIZE, SEED
+from bnlib.data import lecture_loaders, load_mnist
 from bnlib.models import make_mlp
 from bnlib.runtime import seed_everything
 from bnlib.train import train_model
@@ -26,7 +27,7 @@ class TimedCallback:
         self.seconds += time.perf_counter() - start
 
 
-def timed_run(num_epochs, loaders, device, with_curves, seed=123):
+def timed_run(num_epochs, loaders, device, with_curves, seed=SEED):
     """(wall seconds of train_model, seconds inside the live-curves callback or 0) for one seeded run."""
     seed_everything(seed)
     model = make_mlp(bn="before")
@@ -57,7 +58,7 @@ def time_live_curves(num_epochs=50, pairs=2, device=None, log=print):
     The two runs of a pair go back to back, in alternating order; the seconds spent inside the callback
     are reported beside the wall-clock difference, which a shared machine's noise can blur.
     """
-    loaders = get_dataloaders(256, seed=123, device=device)[:2]
+    loaders = lecture_loaders(load_mnist(), BATCH_SIZE, SEED, device)[:2]
     rows = []
     with inline_display():
         for pair in range(pairs):

@@ -16,7 +16,7 @@ import torch
 
 from bench.report import render_markdown, target_checks, write_results
 from bnlib.data import data_dir, load_mnist
-from bnlib.runtime import device as best_device
+from bnlib.runtime import resolve_device
 
 OUTPUT_DIR = Path(__file__).resolve().parent.parent / "build" / "bench"
 
@@ -129,7 +129,7 @@ def main(argv=None):
     args = parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    device = best_device()
+    device = resolve_device()
     notes = []
     results = {
         "command": shlex.join(["python", "-m", "bench.run", *(sys.argv[1:] if argv is None else argv)]),

@@ -8,7 +8,8 @@ import time
 
 import numpy as np
 
-from bnlib.data import TensorLoader, get_dataloaders, load_mnist
+from bnlib.config import BATCH_SIZE, SEED
+from bnlib.data import TensorLoader, lecture_loaders, load_mnist
 from bnlib.models import make_mlp
 from bnlib.runtime import seed_everything
 from bnlib.train import train_model
@@ -27,11 +28,11 @@ def use_backend(name):
     return True
 
 
-def record_run(num_epochs, batch_size=256, seed=123, device=None):
+def record_run(num_epochs, batch_size=BATCH_SIZE, seed=SEED, device=None):
     """(recorder, loaders): the lecture's BN model trained `num_epochs` as in notebook 04, batch statistics recorded."""
     from bnlib.stats.recording import BatchStatsRecorder, checkpoint_steps
 
-    train, valid, test = get_dataloaders(batch_size, seed=seed, device=device)
+    train, valid, test = lecture_loaders(load_mnist(), batch_size, seed, device)
     population = TensorLoader(*load_mnist().train, 10_000, device=device)  # the whole training split
     seed_everything(seed)
     model = make_mlp(bn="before")
@@ -54,17 +55,18 @@ def slider_values(count, low_exponent=-3, high_exponent=0, step=0.01):
 
 def time_updates(explorer, values):
     """Milliseconds per update: set `explorer.momentum.value`, which redraws, then draw the canvas to pixels."""
-    canvas_is_widget = explorer.canvas is not explorer.image and hasattr(explorer.canvas, "draw_idle")
-    if hasattr(explorer.canvas, "syncing_data_url"):
+    canvas = explorer.figure.canvas
+    canvas_is_widget = explorer.display.widget is canvas  # ipympl's canvas display, not the image
+    if hasattr(canvas, "syncing_data_url"):
         # Without a front end ipympl also PNG-encodes every frame into a data URL for saved notebooks; a
         # connected JupyterLab turns that off (its 'initialized' message), so the lecture does not pay for it.
-        explorer.canvas.syncing_data_url = False
+        canvas.syncing_data_url = False
     timings = []
     for value in values:
         start = time.perf_counter()
         explorer.momentum.value = value
         if canvas_is_widget:  # ipympl only schedules the draw (draw_idle); force it, as the front end would
-            explorer.canvas.draw()
+            canvas.draw()
         timings.append(1000 * (time.perf_counter() - start))
         if explorer.last_error is not None:
             raise RuntimeError(f"the explorer failed to update: {explorer.last_error!r}")

@@ -1,8 +1,8 @@
 """The slider as the class sees it: notebook 04 in JupyterLab in Chromium, full mode (its 50-epoch recording),
 one arrow-key step of the momentum slider at a time, timed in the page from the key press to new figure pixels.
 
-Uses the browser test's server and page objects (tests/lab_server.py, tests/notebook_page.py). Without Chromium
-or Playwright it measures nothing and says why.
+Uses the browser test's server and page objects (tests/support/lab_server.py, tests/support/notebook_page.py).
+Without Chromium or Playwright it measures nothing and says why.
 """
 
 import os
@@ -20,15 +20,16 @@ VIEWPORT = {"width": 1280, "height": 900}
 
 def time_slider_in_browser(steps=20, quick=False, run_timeout=1800, log=print):
     """{slider_browser_ms_median, slider_browser_ms_p95, slider_browser: {...}}, or {"notes": [why not]}."""
-    sys.path.insert(0, str(REPO / "tests"))
+    sys.path.insert(0, str(REPO))
     try:
-        from lab_server import CHROMIUM_ARGS, find_chromium, lab_server
-        from notebook_page import MomentumExplorer, NotebookPage
         from playwright.sync_api import sync_playwright
+
+        from tests.support.lab_server import CHROMIUM_ARGS, find_chromium, lab_server
+        from tests.support.notebook_page import MomentumExplorer, NotebookPage
     except ImportError as error:
         return {"notes": [f"slider_browser not measured: {error} (pip install -e '.[dev]')"]}
     finally:
-        sys.path.remove(str(REPO / "tests"))
+        sys.path.remove(str(REPO))
     chromium = find_chromium()
     if chromium is None:
         return {"notes": ["slider_browser not measured: no Chromium (apt-get install -y chromium)"]}

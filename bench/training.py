@@ -12,7 +12,8 @@ import torch.nn.functional as F
 from torch.utils.data import DataLoader, SubsetRandomSampler
 
 from bench.measure import paired_ratio, rotated, time_call
-from bnlib.data import NUM_VALID, check_mnist_files, data_dir, get_dataloaders
+from bnlib.config import BATCH_SIZE, LEARNING_RATE, SEED
+from bnlib.data import NUM_VALID, check_mnist_files, data_dir, lecture_loaders, load_mnist
 from bnlib.models import make_mlp
 from bnlib.train import History, train_model, train_one_epoch
 
@@ -39,7 +40,7 @@ def fresh_model(hidden, seed, device):
     """The BN model (BatchNorm before ReLU, as in the lecture) with seeded weights, and its SGD optimizer."""
     torch.manual_seed(seed)
     model = make_mlp(hidden, bn="before").to(device)
-    return model, torch.optim.SGD(model.parameters(), lr=0.1)
+    return model, torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
 
 
 def whole_epoch(hidden, loaders, seed, device):
@@ -105,13 +106,13 @@ def schedule(repeat, available):
     return order + ["loader_only_s"]
 
 
-def time_models(repeats, device, batch_size=256, seed=123, models=MODELS, log=print):
+def time_models(repeats, device, batch_size=BATCH_SIZE, seed=SEED, models=MODELS, log=print):
     """{model: {measure: [seconds, ...]}}, the models and measures interleaved in every repetition.
 
     Without full MNIST on disk the classic measure is left out (a 5,000-digit fallback would not
     be "the full training split"), and `classic_epoch_s` is missing from the result.
     """
-    loaders = get_dataloaders(batch_size, seed=seed, device=device)[:2]
+    loaders = lecture_loaders(load_mnist(), batch_size, seed, device)[:2]
     root = classic_root()
     classic = classic_loaders(root, batch_size, seed) if root is not None else None
     factories = {name: measure_factories(hidden, loaders, classic, seed, device) for name, hidden in models.items()}

@@ -1,16 +1,16 @@
 """One run cache for every notebook: a result is computed once per configuration and read back from disk after that.
 
 An entry is two files named by the sha256 of the whole configuration (what the caller passes,
-plus a fingerprint of the data, the device type, torch and bnlib versions): `<key>.json` holds the
-JSON record and names the tensor file `<key>-<sha256 prefix>.pt` with its sha256, so a truncated
-or corrupt tensor file is detected. Tensors load with `torch.load(weights_only=True)`: no pickle.
+plus a fingerprint of the data, the device type, torch's version and a fingerprint of bnlib's code):
+`<key>.json` holds the JSON record and names the tensor file `<key>-<sha256 prefix>.pt` with its
+sha256, so a truncated or corrupt tensor file is detected. Tensors load with
+`torch.load(weights_only=True)`: no pickle. Files are written atomically, readable by everyone (0644).
 """
 
+import functools
 import hashlib
 import io
 import json
-import os
-import tempfile
 import time
 import warnings
 import weakref
@@ -19,14 +19,18 @@ from pathlib import Path
 
 import torch
 
-import bnlib
 from bnlib.config import env_flag, resolve_path
-from bnlib.runtime import device as best_device
+from bnlib.files import write_atomic
+from bnlib.runtime import resolve_device
 
 CACHE_DIR_ENV = "BNLIB_CACHE_DIR"
 RETRAIN_ENV = "BNLIB_RETRAIN"  # "1": compute again and overwrite
-REPO_CACHE_DIR = Path(__file__).resolve().parent.parent / "build" / "cache"
+PACKAGE_DIR = Path(__file__).resolve().parent
+REPO_CACHE_DIR = PACKAGE_DIR.parent / "build" / "cache"
 CACHE_FORMAT = 2  # bump when the stored entry changes shape
+# The code that computes cached results, besides bnlib's top-level modules (the core); plotting/, widgets/ and
+# exercises/ only show results, so editing a figure or an exercise check keeps the cache.
+FINGERPRINTED_FOLDERS = ("stats", "studies")
 
 
 @dataclass
@@ -79,16 +83,38 @@ def _hash_data(data):
     return {"sizes": sizes, "sha256": digest.hexdigest()}
 
 
+def fingerprinted_sources():
+    """The source files in the code fingerprint: bnlib's top-level modules, stats/ and studies/, sorted by path."""
+    files = list(PACKAGE_DIR.glob("*.py"))
+    for folder in FINGERPRINTED_FOLDERS:
+        files += (PACKAGE_DIR / folder).rglob("*.py")
+    return sorted(files, key=lambda path: path.relative_to(PACKAGE_DIR).as_posix())
+
+
+@functools.cache  # once per process: a kernel runs the code it imported, so an edit takes effect on restart anyway
+def code_fingerprint():
+    """The sha256 of the code that computes cached results (relative path and bytes of each fingerprinted source).
+
+    Part of every key: editing `train_model` or an initialization computes again instead of reading old numbers.
+    """
+    digest = hashlib.sha256()
+    for path in fingerprinted_sources():
+        source = path.read_bytes()
+        digest.update(f"{path.relative_to(PACKAGE_DIR).as_posix()}\0{len(source)}\0".encode())
+        digest.update(source)
+    return digest.hexdigest()
+
+
 def full_config(config, data_fingerprint=None, device=None):
-    """`config` with what the caller does not pass: the data's fingerprint, device type, torch and bnlib versions."""
-    device = torch.device(device) if device is not None else best_device()
+    """`config` with what the caller does not pass: the data's fingerprint, device type, torch's version, the code."""
+    device = resolve_device(device)
     return {
         "format": CACHE_FORMAT,
         "config": config,
         "data": data_fingerprint,
         "device_type": device.type,
         "torch": str(torch.__version__),
-        "bnlib": bnlib.__version__,
+        "code": code_fingerprint(),
     }
 
 
@@ -100,23 +126,6 @@ def config_key(config):
 def retrain_requested():
     """True when `$BNLIB_RETRAIN` asks to compute every entry again (1, true or yes)."""
     return env_flag(RETRAIN_ENV)
-
-
-def _write_atomic(path, payload):
-    """Write `payload` (bytes) to a temporary file beside `path`, then rename it over `path` in one step.
-
-    A crash or Ctrl-C during the write leaves the old file (or none), never a partial one.
-    """
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            file.write(payload)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temporary, path)
-    except BaseException:  # KeyboardInterrupt too: never leave the temporary file behind
-        Path(temporary).unlink(missing_ok=True)
-        raise
 
 
 def write_entry(folder, config, record, tensors=None, description=""):
@@ -139,10 +148,10 @@ def write_entry(folder, config, record, tensors=None, description=""):
         digest = hashlib.sha256(payload).hexdigest()
         tensor_path = folder / f"{key}-{digest[:16]}.pt"  # by content: the old JSON's file stays valid until replaced
         existed = tensor_path.exists()
-        _write_atomic(tensor_path, payload)
+        write_atomic(tensor_path, payload)
         stored["tensors"] = {"file": tensor_path.name, "sha256": digest, "bytes": len(payload)}
     try:
-        _write_atomic(folder / f"{key}.json", json.dumps(stored).encode())
+        write_atomic(folder / f"{key}.json", json.dumps(stored).encode())
     except BaseException:
         if tensor_path is not None and not existed:
             tensor_path.unlink(missing_ok=True)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bnlib.config import resolve_path
+from bnlib.config import BATCH_SIZE, SEED, resolve_path
 
 DATA_DIR_ENV = "BNLIB_DATA_DIR"
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
@@ -216,10 +216,21 @@ def first_images(data, num_train=None, num_test=None):
     )
 
 
-def get_dataloaders(batch_size=256, seed=123, root=None, device=None):
-    """Train (shuffled, last partial batch dropped), valid and test loaders, like the lecture's helper."""
-    data = load_mnist(root)
-    train = TensorLoader(*data.train, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
-    valid = TensorLoader(*data.valid, batch_size, device=device)
-    test = TensorLoader(*data.test, batch_size, device=device)
-    return train, valid, test
+def training_loader(split, batch_size, seed, device=None):
+    """Minibatches of `split` (images, labels), reshuffled every epoch from `seed`, the last partial batch dropped.
+
+    How every run of the lecture and the studies draws its training batches.
+    """
+    return TensorLoader(*split, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+
+
+def lecture_loaders(data, batch_size=BATCH_SIZE, seed=SEED, device=None):
+    """(train, valid, test) loaders over `data` (an MNISTSplits) as the lecture's helper makes them.
+
+    Train is `training_loader` (shuffled by `seed`, last partial batch dropped); valid and test keep their order.
+    """
+    return (
+        training_loader(data.train, batch_size, seed, device),
+        TensorLoader(*data.valid, batch_size, device=device),
+        TensorLoader(*data.test, batch_size, device=device),
+    )

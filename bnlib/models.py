@@ -2,6 +2,7 @@
 
 import inspect
 
+import torch
 from torch import nn
 
 from bnlib.checks import check_choice, check_integer, check_number
@@ -103,12 +104,19 @@ def _initialize(model, init_std, zero_bias):
 def mlp_arguments(**options):
     """Every `make_mlp` argument with its default filled in, checked, JSON-ready (lists, floats): a model's cache key.
 
-    The grid and the run cache key a model by {"arguments": mlp_arguments(...), "structure": str(make_mlp(...))}.
+    `bnlib.runs.mlp_spec` builds and keys every MLP run from these.
     An unknown option raises TypeError.
     """
     bound = inspect.signature(make_mlp).bind(**options)
     bound.apply_defaults()
     return _checked(bound.arguments)
+
+
+def linear_bias(linear):
+    """The bias of the nn.Linear `linear`, or zeros (out_features,) like its weight where it has none: the same map."""
+    if linear.bias is not None:
+        return linear.bias
+    return torch.zeros(linear.out_features, dtype=linear.weight.dtype, device=linear.weight.device)
 
 
 def count_parameters(model):

@@ -1,11 +1,18 @@
-"""The lecture's standard run through the run cache: an MLP trained with SGD, seeded as the notebooks seed it.
+"""A cached run, one recipe for all: a model from a factory, a key of everything that decides the result, the run
+cache, and the trained model rebuilt from its stored weights. Also the lecture's standard run of an MLP.
 
-A run is stored as its history (JSON), its final weights and, when recorded, the per-step batch
-statistics and kept weights of every BatchNorm layer, so that a notebook reading it from the cache
-gets the same model, numbers and recording as one that trains it.
+A run describes its model as a ModelSpec (a factory and its resolved arguments), its configuration with
+`run_key`, and its work as a `compute()` returning (record, tensors) with the trained weights under
+"model/" (`stored_tensors`); `cached_run` reads it from the cache or computes it and returns a CachedRun.
+The global random state is left as it was, whether the run was trained or read, so later cells give the
+same numbers.
 """
 
+import functools
+import inspect
+import json
 import random
+from collections.abc import Callable
 from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass
 
@@ -13,68 +20,110 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnlib.cache import cached
+from bnlib.cache import RETRAIN_ENV, cached, resolve_cache_dir
 from bnlib.checks import check_integer, check_number
-from bnlib.data import TensorLoader
+from bnlib.data import lecture_loaders
 from bnlib.models import count_parameters, make_mlp, mlp_arguments
-from bnlib.runtime import device as best_device
-from bnlib.runtime import seed_everything
-from bnlib.stats.recording import BatchStatsRecorder, LayerRecording, checkpoint_steps
+from bnlib.runtime import resolve_device, seed_everything
 from bnlib.train import History, train_model
 
-PROCEDURE = "train_mlp"
-RECORDING_FIELDS = ("mean", "var", "batch_size")  # the tensors of a LayerRecording
+MODEL_PREFIX = "model"  # a run's stored tensors: the trained weights under "model/<state_dict name>"
+LECTURE_PROCEDURE = "train_mlp"  # SGD for whole epochs, train and valid accuracy after each, test at the end
+
+
+def factory_name(factory):
+    """`module.qualname` of `factory` (of the function a functools.partial wraps): how a cache key names it."""
+    function = factory.func if isinstance(factory, functools.partial) else factory
+    return f"{function.__module__}.{function.__qualname__}"
+
+
+def _as_json(value):
+    return json.dumps(value, sort_keys=True, default=repr)
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model to build as `factory(**arguments)`, the arguments resolved (every default filled in) and JSON-ready."""
+
+    factory: Callable[..., nn.Module]
+    arguments: dict
+
+    def build(self, seed=None):
+        """The model; with `seed`, Python, NumPy and torch are seeded first (the initial weights, as notebooks do)."""
+        if seed is not None:
+            seed_everything(seed)
+        return self.factory(**self.arguments)
+
+    def key(self):
+        """The model's part of a cache key: factory, arguments and structure, built on the meta device (no draws)."""
+        with torch.device("meta"):
+            structure = str(self.build())
+        return {"factory": factory_name(self.factory), "arguments": self.arguments, "structure": structure}
+
+    def describe(self):
+        """The model as its factory call, arguments at their default left out: "make_mlp(bn='before')"."""
+        defaults = inspect.signature(self.factory).parameters
+        shown = [f"{name}={value!r}" for name, value in self.arguments.items()
+                 if name not in defaults or _as_json(value) != _as_json(defaults[name].default)]  # fmt: skip
+        return f"{factory_name(self.factory).rpartition('.')[2]}({', '.join(shown)})"
+
+
+def mlp_spec(model_options):
+    """The ModelSpec of `make_mlp(**model_options)`, every argument resolved; an unknown option raises TypeError."""
+    return ModelSpec(make_mlp, mlp_arguments(**model_options))
+
+
+def sgd_key(learning_rate):
+    """The optimizer's part of a cache key: plain SGD (torch.optim.SGD's defaults) at `learning_rate`."""
+    learning_rate = check_number("learning_rate", learning_rate, 0, None, low_open=True)
+    return {"name": "SGD", "lr": learning_rate, "momentum": 0.0, "weight_decay": 0.0}
+
+
+def run_key(procedure, model, learning_rate, **settings):
+    """Everything of a run that decides its result, JSON-ready: what it does, the model, the optimizer, `settings`.
+
+    `bnlib.cache` adds the data, the device type, torch's version and the code.
+    """
+    return {"procedure": procedure, "model": model.key(), "optimizer": sgd_key(learning_rate), **settings}
+
+
+def describe_run(model, *details):
+    """One line naming a run in the notebook and in its cache entry: the model's factory call, then `details`."""
+    return ", ".join([model.describe(), *details])
+
+
+def prefixed(prefix, tensors):
+    """{"prefix/name": tensor} for every (name, tensor) of `tensors`."""
+    return {f"{prefix}/{name}": tensor for name, tensor in tensors.items()}
+
+
+def tensors_under(tensors, prefix):
+    """{rest of the name: tensor} for the tensors named `prefix/...`."""
+    return {name[len(prefix) + 1 :]: tensor for name, tensor in tensors.items() if name.startswith(prefix + "/")}
+
+
+def stored_tensors(model, tensors=None):
+    """What a cached run stores: the trained `model`'s state_dict under "model/", and `tensors` under their names."""
+    return {**prefixed(MODEL_PREFIX, model.state_dict()), **(tensors or {})}
 
 
 @dataclass
-class TrainedRun:
-    """A finished run: the trained model (eval mode), its History, its recorder when recorded, and its source."""
+class CachedRun:
+    """A finished run: the trained model (eval mode, on the run's device), its record, its other stored tensors,
+    whether it was read from the run cache, and its cache key."""
 
     model: nn.Module
-    history: History
-    recorder: BatchStatsRecorder | None
-    cached: bool  # True: read from the run cache, not trained in this call
-
-
-class StoredRecorder(BatchStatsRecorder):
-    """A finished recording read back from the cache: the live recorder's `recording`, `steps`, `weights`,
-    `model_at` and `nearest_kept_step`, for a model that no longer trains."""
-
-    def __init__(self, model, recording, weights):
-        super().__init__(model)
-        self._recording = recording
-        self.weights = weights  # step -> state_dict on the CPU
-
-    def __enter__(self):
-        raise TypeError("a recording read from the cache is finished; record a new run with BatchStatsRecorder")
+    record: dict
+    tensors: dict  # name -> tensor on the CPU, besides the model's weights
+    cached: bool  # True: read from the run cache, not computed in this call
+    key: str
 
     @property
-    def recording(self):
-        return self._recording
-
-    @property
-    def steps(self):
-        return len(next(iter(self._recording.values())).mean)
-
-
-def model_key(model_options):
-    """What decides the model: every `make_mlp` argument resolved, and the model's structure as text."""
-    with preserved_random_state():  # building the model draws its initial weights
-        structure = str(make_mlp(**model_options))
-    return {"arguments": mlp_arguments(**model_options), "structure": structure}
-
-
-def run_config(model_options, *, seed, num_epochs, batch_size, learning_rate, keep_weights_at=None):
-    """Everything of a run that decides its result, as a JSON-ready dict (the cache adds data, device, versions)."""
-    return {
-        "procedure": PROCEDURE,
-        "model": model_key(model_options),
-        "seed": check_integer("seed", seed, minimum=0),
-        "num_epochs": check_integer("num_epochs", num_epochs, minimum=1),
-        "batch_size": check_integer("batch_size", batch_size, minimum=1),
-        "optimizer": {"name": "SGD", "lr": learning_rate, "momentum": 0.0, "weight_decay": 0.0},
-        "recording": None if keep_weights_at is None else {"keep_weights_at": sorted(map(int, keep_weights_at))},
-    }
+    def history(self):
+        """The History of a run that trains for epochs (its record holds one)."""
+        if "history" not in self.record:
+            raise AttributeError(f"this run's record has no history, only {sorted(self.record)}")
+        return History(**self.record["history"])
 
 
 @contextmanager
@@ -89,93 +138,90 @@ def preserved_random_state():
             np.random.set_state(numpy_state)
 
 
-def lecture_loaders(data, batch_size, seed, device=None):
-    """Train (shuffled by `seed`, last partial batch dropped), valid and test loaders over `data`, as the notebooks'."""
-    return (
-        TensorLoader(*data.train, batch_size, shuffle=True, seed=seed, drop_last=True, device=device),
-        TensorLoader(*data.valid, batch_size, device=device),
-        TensorLoader(*data.test, batch_size, device=device),
+def cached_run(key, model, compute, *, data, device=None, description, cache_dir=None, verbose=True):
+    """The CachedRun of `model` (a ModelSpec) under `key` (from `run_key`): read from the run cache, else computed.
+
+    `compute()` returns (record, tensors) with the trained weights as `stored_tensors` makes them; the model
+    comes back rebuilt from them, in eval mode on `device`. The global random state is left as it was.
+    """
+    device = resolve_device(device)
+    with preserved_random_state():
+        entry = cached(key, compute, data=data, device=device, description=description, cache_dir=cache_dir,
+                       verbose=verbose)  # fmt: skip
+        trained = model.build()
+    trained.load_state_dict(tensors_under(entry.tensors, MODEL_PREFIX))
+    others = {name: tensor for name, tensor in entry.tensors.items() if not name.startswith(MODEL_PREFIX + "/")}
+    return CachedRun(trained.to(device).eval(), entry.record, others, entry.cached, entry.key)
+
+
+def cache_summary(runs):
+    """One line for a notebook: how many of `runs` (CachedRun) were read from the run cache, and how to retrain."""
+    runs = list(runs)
+    read = sum(run.cached for run in runs)
+    return (f"{read} of {len(runs)} runs read from the run cache ({resolve_cache_dir()}), "
+            f"{len(runs) - read} trained now; {RETRAIN_ENV}=1 trains them again.")  # fmt: skip
+
+
+def lecture_key(model, *, seed, num_epochs, batch_size, learning_rate, recording=None):
+    """The key of the lecture's run of `model` (a ModelSpec): `train_mlp_run` and the placement grid share it."""
+    return run_key(
+        LECTURE_PROCEDURE,
+        model,
+        learning_rate,
+        seed=check_integer("seed", seed, minimum=0),
+        num_epochs=check_integer("num_epochs", num_epochs, minimum=1),
+        batch_size=check_integer("batch_size", batch_size, minimum=1),
+        recording=None if recording is None else recording.key(),
     )
 
 
-def train_mlp(model_options, *, seed, num_epochs, batch_size, learning_rate, data, device,
-              keep_weights_at=None, on_epoch=None, progress=True):  # fmt: skip
-    """(record, tensors) of one run: `seed` sets the initial weights, the shuffle order and the dropout masks.
+def lecture_description(model, seed, num_epochs, recording=None):
+    """The lecture run's line in the notebook and in its cache entry."""
+    return describe_run(model, f"seed {seed}", f"{num_epochs} epochs", *(["recorded"] if recording else []))
 
-    record: {"history", "num_params", "interrupted"}; tensors: "model/<name>" (final state_dict) and,
-    with `keep_weights_at`, "recording/<layer>/<mean|var|batch_size>" and "weights/<step>/<name>".
+
+def train_lecture_run(model, *, seed, num_epochs, batch_size, learning_rate, data, device, recording=None,
+                      on_epoch=None, progress=True):  # fmt: skip
+    """(record, tensors) of the lecture's run of `model` (a ModelSpec): `seed` sets the initial weights, the shuffle
+    order and the dropout masks. A module-level function, so the grid's worker processes can run it.
+
+    record: {"history", "num_params", "interrupted"}; tensors: `stored_tensors`, plus what `recording` kept.
+    `recording` says what to record: `recording.start(model)` makes a recorder, a context manager around
+    training called as `on_batch(model, step)` after every step, and `recording.tensors(recorder)` is stored.
     """
-    seed_everything(seed)  # initial weights, as the notebooks seed them
-    model = make_mlp(**model_options)
+    trained = model.build(seed)  # initial weights, as the notebooks seed them
     loaders = lecture_loaders(data, batch_size, seed, device)
-    recorder = None if keep_weights_at is None else BatchStatsRecorder(model, keep_weights_at)
+    recorder = None if recording is None else recording.start(trained)
     with recorder or nullcontext():
-        history = train_model(model, num_epochs, *loaders, learning_rate=learning_rate, device=device, seed=seed,
+        history = train_model(trained, num_epochs, *loaders, learning_rate=learning_rate, device=device, seed=seed,
                               progress=progress, on_batch=recorder, on_epoch=on_epoch)  # fmt: skip
-    record = {"history": history.to_dict(), "num_params": count_parameters(model), "interrupted": history.interrupted}
-    tensors = _prefixed("model", model.state_dict())
-    if recorder is not None:
-        for name, layer in recorder.recording.items():
-            tensors |= {f"recording/{name}/{field}": getattr(layer, field) for field in RECORDING_FIELDS}
-        for step, state in recorder.weights.items():
-            tensors |= _prefixed(f"weights/{step}", state)
-    return record, tensors
+    record = {"history": history.to_dict(), "num_params": count_parameters(trained), "interrupted": history.interrupted}
+    return record, stored_tensors(trained, None if recorder is None else recording.tensors(recorder))
 
 
-def _prefixed(prefix, state):
-    return {f"{prefix}/{name}": tensor for name, tensor in state.items()}
+def lecture_run(model, *, seed, num_epochs, batch_size, learning_rate, data, device=None, recording=None,
+                on_epoch=None, cache_dir=None, description=None):  # fmt: skip
+    """The lecture's run of `model` (a ModelSpec; SGD at `learning_rate`), read from the run cache or trained.
+
+    `recording` (see `train_lecture_run`) is stored with the run and keyed apart. `on_epoch` (for example
+    `bnlib.widgets.live.live_curves()`) is called only when training for real. Returns a CachedRun.
+    """
+    device = resolve_device(device)
+    key = lecture_key(model, seed=seed, num_epochs=num_epochs, batch_size=batch_size, learning_rate=learning_rate,
+                      recording=recording)  # fmt: skip
+    compute = functools.partial(train_lecture_run, model, seed=seed, num_epochs=num_epochs, batch_size=batch_size,
+                                learning_rate=learning_rate, data=data, device=device, recording=recording,
+                                on_epoch=on_epoch, progress=on_epoch is None)  # fmt: skip
+    description = description or lecture_description(model, seed, num_epochs, recording)
+    return cached_run(key, model, compute, data=data, device=device, description=description, cache_dir=cache_dir)
 
 
-def _under(tensors, prefix):
-    """{rest of the name: tensor} for the tensors named `prefix/...`."""
-    return {name[len(prefix) + 1 :]: tensor for name, tensor in tensors.items() if name.startswith(prefix + "/")}
-
-
-def _stored_recorder(model, tensors):
-    layers = {}
-    for name, tensor in _under(tensors, "recording").items():
-        layer, field = name.rsplit("/", 1)
-        layers.setdefault(layer, {})[field] = tensor
-    weights = {}
-    for name, tensor in _under(tensors, "weights").items():
-        step, key = name.split("/", 1)
-        weights.setdefault(int(step), {})[key] = tensor
-    recording = {layer: LayerRecording(**fields) for layer, fields in layers.items()}
-    return StoredRecorder(model, recording, dict(sorted(weights.items())))
-
-
-def _describe(model_options, seed, num_epochs, record):
-    options = ", ".join(f"{name}={value!r}" for name, value in model_options.items())
-    return f"make_mlp({options}), seed {seed}, {num_epochs} epochs" + (", recorded" if record else "")
-
-
-def train_mlp_run(model_options, *, seed, num_epochs, batch_size, learning_rate, data, device=None, record=False,
-                  keep_weights_at=None, on_epoch=None, cache_dir=None, description=None):  # fmt: skip
+def train_mlp_run(model_options, *, seed, num_epochs, batch_size, learning_rate, data, device=None, on_epoch=None,
+                  cache_dir=None, description=None):  # fmt: skip
     """The lecture's run of `make_mlp(**model_options)` (SGD, `learning_rate`), read from the run cache or trained.
 
-    With `record`, the run is recorded (`keep_weights_at` defaults to `checkpoint_steps`) and the
-    TrainedRun's recorder offers the live recorder's read-out. `on_epoch` (for example
-    `bnlib.widgets.live.live_curves()`) is called only when training for real. The global random state is
-    left as it was, whether the run was trained or read, so later cells give the same numbers.
+    A CachedRun: `.model` (eval mode), `.history`, `.cached`. `on_epoch` is called only when training.
     """
-    check_number("learning_rate", learning_rate, 0, None, low_open=True)
-    device = torch.device(device) if device is not None else best_device()
-    if record and keep_weights_at is None:
-        keep_weights_at = checkpoint_steps(len(data.train[1]) // batch_size, num_epochs)
-    keep = keep_weights_at if record else None
-    config = run_config(model_options, seed=seed, num_epochs=num_epochs, batch_size=batch_size,
-                        learning_rate=learning_rate, keep_weights_at=keep)  # fmt: skip
-
-    def compute():
-        return train_mlp(model_options, seed=seed, num_epochs=num_epochs, batch_size=batch_size, data=data,
-                         learning_rate=learning_rate, device=device, keep_weights_at=keep, on_epoch=on_epoch,
-                         progress=on_epoch is None)  # fmt: skip
-
-    with preserved_random_state():
-        entry = cached(config, compute, data=data, device=device, cache_dir=cache_dir,
-                       description=description or _describe(model_options, seed, num_epochs, record))  # fmt: skip
-        model = make_mlp(**model_options)
-    model.load_state_dict(_under(entry.tensors, "model"))
-    model.to(device).eval()
-    recorder = _stored_recorder(model, entry.tensors) if record else None
-    return TrainedRun(model, History(**entry.record["history"]), recorder, entry.cached)
+    return lecture_run(mlp_spec(model_options), seed=seed, num_epochs=num_epochs, batch_size=batch_size,
+                       learning_rate=learning_rate, data=data, device=device, on_epoch=on_epoch, cache_dir=cache_dir,
+                       description=description)  # fmt: skip

@@ -6,8 +6,13 @@ import numpy as np
 import torch
 
 
-def device():
-    """The best available device: CUDA, then Apple's MPS, then the CPU."""
+def resolve_device(device=None):
+    """`device` as a torch.device when given; else the best available one: CUDA, then Apple's MPS, then the CPU.
+
+    The one place that chooses a device: every function taking `device=None` resolves it here.
+    """
+    if device is not None:
+        return torch.device(device)
     if torch.cuda.is_available():
         return torch.device("cuda")
     if torch.backends.mps.is_available():

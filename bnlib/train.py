@@ -13,7 +13,8 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from bnlib.checks import check_integer, check_number
-from bnlib.runtime import device as best_device
+from bnlib.config import LEARNING_RATE
+from bnlib.runtime import resolve_device
 
 DIVERGENCE_FACTOR = 10.0  # a loss above 10 x the first step's loss counts as diverged
 
@@ -31,6 +32,19 @@ class History:
 
     def to_dict(self):
         return asdict(self)
+
+    def final_numbers(self):
+        """What a table reports of the run: last train and validation accuracy, test accuracy, train - test gap (all
+        in %; the test accuracy and gap None for an interrupted run), seconds per epoch and epochs trained."""
+        train, test = self.train_acc[-1], self.test_acc
+        return {
+            "final_train_acc": train,
+            "final_valid_acc": self.valid_acc[-1],
+            "test_acc": test,
+            "train_test_gap": None if test is None else train - test,
+            "seconds_per_epoch": sum(self.epoch_seconds) / len(self.epoch_seconds),
+            "epochs": len(self.train_acc),
+        }
 
 
 @torch.no_grad()
@@ -89,7 +103,7 @@ def train_model(
     test_loader=None,
     *,
     optimizer=None,
-    learning_rate=0.1,
+    learning_rate=LEARNING_RATE,
     device=None,
     logging_interval=50,
     seed=None,
@@ -106,7 +120,7 @@ def train_model(
     check_integer("num_epochs", num_epochs, minimum=1)
     check_integer("logging_interval", logging_interval, minimum=1)
     check_number("learning_rate", learning_rate, 0, None, low_open=True)
-    device = torch.device(device) if device is not None else best_device()
+    device = resolve_device(device)
     model.to(device)
     if optimizer is None:
         optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
@@ -146,13 +160,17 @@ def has_diverged(loss, first_loss, factor=DIVERGENCE_FACTOR):
 
 @contextlib.contextmanager
 def evaluation_mode(model):
-    """Put `model` in eval mode inside the block and back in the mode it had, even after an error."""
-    was_training = model.training
+    """Put `model` in eval mode inside the block; every module gets back the mode it had, even after an error.
+
+    Module by module, so a layer left in eval mode by hand inside a training model stays so.
+    """
+    modes = {module: module.training for module in model.modules()}
     model.eval()
     try:
         yield model
     finally:
-        model.train(was_training)
+        for module, training in modes.items():
+            module.training = training
 
 
 def train_steps(model, loader, optimizer, num_steps, *, device, on_step=None):

@@ -1,9 +1,24 @@
-"""Shared fixtures: the data set the project would use (full MNIST via BNLIB_DATA_DIR, else the fallback)."""
+"""Shared fixtures: the data set the project would use (full MNIST via BNLIB_DATA_DIR, else the fallback), and a
+run cache of the session's own, so that tests never read or write the developer's build/cache."""
 
 import pytest
 import torch
 
+from bnlib.cache import CACHE_DIR_ENV
 from bnlib.data import check_mnist_files, data_dir, load_mnist
+
+
+@pytest.fixture(scope="session", autouse=True)
+def session_cache_dir(tmp_path_factory):
+    """A temporary run cache, set as $BNLIB_CACHE_DIR for the whole session and restored at its end.
+
+    Shared by all tests, so notebooks that train the same run train it once; kernels and JupyterLab
+    started by the tests inherit it with the rest of os.environ.
+    """
+    folder = tmp_path_factory.mktemp("run-cache")
+    with pytest.MonkeyPatch.context() as patch:  # os.environ, so that child processes get it too
+        patch.setenv(CACHE_DIR_ENV, str(folder))
+        yield folder
 
 
 @pytest.fixture(scope="session")

@@ -71,6 +71,7 @@ def test_inside_ipython_it_runs_the_matplotlib_magic(monkeypatch):
     assert calls == [("matplotlib", "widget"), ("matplotlib", "inline")]
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_in_a_notebook_kernel():
     """The magic route end to end in a real IPython kernel: ipympl's backend, then inline with ipympl hidden."""
     cells = [

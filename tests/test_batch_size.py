@@ -2,10 +2,11 @@
 
 import pytest
 import torch
-from random_data import random_splits
 
 from bnlib.models import make_mlp
-from bnlib.studies.batch_size import batch_statistic_noise, cache_summary, one_epoch_run
+from bnlib.runs import cache_summary
+from bnlib.studies.batch_size import batch_statistic_noise, one_epoch_run
+from tests.support.splits import random_splits
 
 
 @pytest.fixture

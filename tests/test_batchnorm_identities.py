@@ -1,5 +1,15 @@
-"""What notebooks 02 and 05 show, checked against PyTorch: BN's forward by hand, the bias a BatchNorm makes redundant,
-and which inputs one example can train.
+"""Pins the PyTorch behaviour the lesson relies on: what notebooks 02 and 05 state about `nn.BatchNorm1d/2d` must stay
+true in the installed PyTorch.
+
+- train mode normalizes with the batch mean and the biased batch variance, then scales by gamma and shifts by beta
+  ((N, C) and (N, C, L) inputs);
+- one step updates `running = (1 - momentum) * running + momentum * batch`, with the unbiased variance, from 0 and 1;
+- eval mode normalizes with `running_mean` and `running_var`;
+- a Linear bias before BatchNorm changes nothing in train mode (its gradient is zero) but moves the running mean
+  by b * (1 - (1 - momentum) ** steps);
+- one example trains when each channel has several values (N x L or N x H x W) and is an error for (1, C) in
+  train mode only.
+One test also checks bnlib: the lecture model from `make_mlp(bias=False)` matches the one with biases in train mode.
 
 Tolerances: rtol = atol = 1e-5, float32 precision for values of order 1 (bitwise equality is not
 expected: PyTorch's kernels sum in a different order).

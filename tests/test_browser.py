@@ -27,11 +27,13 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium, lab_server
+
+from tests.support.lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium, lab_server
 
 try:
-    from notebook_page import MomentumExplorer, NotebookPage, PredictQuestion, latency_summary
     from playwright.sync_api import expect
+
+    from tests.support.notebook_page import MomentumExplorer, NotebookPage, PredictQuestion, latency_summary
 except ImportError:  # no Playwright: the browser fixture below skips with the install hint (fails in CI)
     MomentumExplorer = NotebookPage = PredictQuestion = latency_summary = expect = None
 
@@ -74,7 +76,7 @@ def browser():
 @pytest.fixture(scope="module")
 def lab(browser, tmp_path_factory):
     """JupyterLab serving a temporary copy of notebooks/, in quick mode; stopped at the end, kernels included."""
-    env = dict(os.environ, BNLIB_QUICK="1")  # BNLIB_DATA_DIR passes through as the test process has it
+    env = dict(os.environ, BNLIB_QUICK="1")  # BNLIB_DATA_DIR and the session's BNLIB_CACHE_DIR pass through
     with lab_server(NOTEBOOK_DIR, tmp_path_factory.mktemp("jupyterlab"), env=env) as server:
         yield server
 

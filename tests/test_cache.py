@@ -1,14 +1,21 @@
-"""bnlib.cache: keys, read back, corrupt and truncated entries, BNLIB_RETRAIN, no pickle, atomic writes."""
+"""bnlib.cache: keys (the code fingerprint included), read back, corrupt and truncated entries, BNLIB_RETRAIN,
+no pickle, atomic writes readable by everyone, and the tests' own cache folder."""
 
+import ast
 import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
-from cache_keys import keys_with_other_versions
-from random_data import random_splits
 
-from bnlib import cache
+from bnlib import cache, files
 from bnlib.data import MNISTSplits
+from tests.support.cache_keys import keys_with_other_versions
+from tests.support.splits import random_splits
 
 CONFIG = {"procedure": "test", "seed": 7, "model": {"arguments": {"hidden": [8]}, "structure": "Sequential()"}}
 
@@ -195,7 +202,7 @@ def test_a_failed_write_leaves_the_old_entry_and_no_partial_file(tmp_path, monke
     old = run(tmp_path, compute)
     names = sorted(path.name for path in tmp_path.iterdir())
     writes = []
-    real_fsync = cache.os.fsync
+    real_fsync = files.os.fsync
 
     def fsync_then_fail(descriptor):
         writes.append(descriptor)
@@ -203,7 +210,7 @@ def test_a_failed_write_leaves_the_old_entry_and_no_partial_file(tmp_path, monke
         if len(writes) == failing_write:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache.os, "fsync", fsync_then_fail)
+    monkeypatch.setattr(files.os, "fsync", fsync_then_fail)
     monkeypatch.setenv(cache.RETRAIN_ENV, "1")
     with pytest.raises(KeyboardInterrupt):
         run(tmp_path, compute)
@@ -217,7 +224,7 @@ def test_a_failed_first_write_leaves_nothing(tmp_path, monkeypatch):
     def fail(descriptor):
         raise OSError("disk full")
 
-    monkeypatch.setattr(cache.os, "fsync", fail)
+    monkeypatch.setattr(files.os, "fsync", fail)
     with pytest.raises(OSError, match="disk full"):
         run(tmp_path, Computation())
     assert list(tmp_path.iterdir()) == []
@@ -239,3 +246,74 @@ def test_cache_dir_comes_from_the_argument_then_the_environment(tmp_path, monkey
     monkeypatch.delenv(cache.CACHE_DIR_ENV)
     assert cache.resolve_cache_dir() == cache.REPO_CACHE_DIR
     assert cache.REPO_CACHE_DIR.parent.name == "build"
+
+
+def test_entry_files_are_readable_by_everyone(tmp_path):
+    previous = os.umask(0o077)  # a umask that would make new files private
+    try:
+        run(tmp_path, Computation())
+    finally:
+        os.umask(previous)
+    assert sorted((path.suffix, path.stat().st_mode & 0o777) for path in tmp_path.iterdir()) == [
+        (".json", 0o644), (".pt", 0o644)]
+
+
+def test_the_tests_use_a_temporary_cache_not_the_repositorys(session_cache_dir):
+    assert cache.resolve_cache_dir() == session_cache_dir != cache.REPO_CACHE_DIR
+    assert not session_cache_dir.resolve().is_relative_to(cache.REPO_CACHE_DIR.parent.parent)
+
+
+def test_the_code_fingerprint_covers_the_core_stats_and_studies_only():
+    names = {path.relative_to(cache.PACKAGE_DIR).as_posix() for path in cache.fingerprinted_sources()}
+    assert {"train.py", "cache.py", "stats/batchnorm.py", "studies/placement.py"} <= names
+    assert {name.split("/")[0] for name in names if "/" in name} == {"stats", "studies"}
+    assert cache.code_fingerprint() == cache.code_fingerprint() and len(cache.code_fingerprint()) == 64
+
+
+KEY_IN_SUBPROCESS = """
+import sys
+from pathlib import Path
+import bnlib
+from bnlib import cache
+assert Path(bnlib.__file__).resolve().parent == Path(sys.argv[1]).resolve(), bnlib.__file__
+print(cache.config_key(cache.full_config({"procedure": "fixed"}, None, "cpu")))
+"""
+
+
+def copy_package(folder):
+    """A copy of the bnlib package in `folder` (without bytecode); returns the copy's package folder."""
+    return Path(shutil.copytree(cache.PACKAGE_DIR, folder / "bnlib", ignore=shutil.ignore_patterns("__pycache__")))
+
+
+def keys_of_packages(packages):
+    """For each package folder, the key of a fixed configuration in a fresh interpreter that imports bnlib from it.
+
+    The interpreters run at the same time (each spends ~1.5 s importing torch).
+    """
+    processes = [subprocess.Popen([sys.executable, "-c", KEY_IN_SUBPROCESS, str(package)], cwd=package.parent,
+                                  env=dict(os.environ, PYTHONPATH=str(package.parent)), text=True,
+                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE) for package in packages]
+    outputs = [process.communicate(timeout=120) for process in processes]
+    for process, (_, errors) in zip(processes, outputs, strict=True):
+        assert process.returncode == 0, errors
+    return [output.strip() for output, _ in outputs]
+
+
+def edit_function_body(path, function):
+    """Add a statement at the end of `function`'s body in the module at `path`."""
+    lines = path.read_text().splitlines(keepends=True)
+    (definition,) = [node for node in ast.walk(ast.parse("".join(lines))) if getattr(node, "name", "") == function]
+    last = definition.body[-1]
+    lines.insert(last.end_lineno, " " * last.col_offset + "pass  # an edit by the test\n")
+    path.write_text("".join(lines))
+
+
+@pytest.mark.slow  # three interpreters importing torch: ~5 s on two cores
+def test_the_key_changes_with_the_training_code_but_not_with_plots_widgets_or_exercises(tmp_path):
+    original, shown_only, trained = (copy_package(tmp_path / name) for name in ("original", "shown", "trained"))
+    for module in ("plotting/curves.py", "widgets/explorer.py", "exercises/harness.py"):
+        with (shown_only / module).open("a") as file:
+            file.write("\n# an edit by the test\n")
+    edit_function_body(trained / "train.py", "train_model")
+    keys = keys_of_packages([original, shown_only, trained])
+    assert keys[1] == keys[0] != keys[2] and len(keys[0]) == 64

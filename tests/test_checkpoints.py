@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from bnlib.models import make_mlp
-from bnlib.studies.checkpoints import missing_buffers, parameters_only
+from bnlib.studies.checkpoints import missing_buffers, parameters_only, weight_of_next_batch
 
 
 def _trained():
@@ -52,3 +52,14 @@ def test_non_strict_loading_keeps_default_statistics_and_changes_eval_outputs():
         full = make_mlp(bn="before")
         full.load_state_dict(model.state_dict())
         torch.testing.assert_close(full.eval()(images), model(images), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("count", [0, 9, 2_000])
+def test_weight_of_next_batch_is_one_over_the_count_plus_one(count):
+    torch.manual_seed(0)
+    layer = torch.nn.BatchNorm1d(20)
+    inputs = torch.randn(256, 20) * 3 + 1
+    layer.num_batches_tracked.fill_(5)
+    weight = weight_of_next_batch(layer, inputs, count)
+    torch.testing.assert_close(torch.tensor(weight), torch.tensor(1 / (count + 1)), rtol=1e-4, atol=1e-7)
+    assert layer.num_batches_tracked.item() == 5  # measured on a copy

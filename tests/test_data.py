@@ -9,8 +9,16 @@ import torch
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from bnlib import data
-from bnlib.data import MNIST_FILES, MNISTFileError, TensorLoader, check_mnist_files, get_dataloaders, load_mnist
+from bnlib import config, data
+from bnlib.data import (
+    MNIST_FILES,
+    MNISTFileError,
+    TensorLoader,
+    check_mnist_files,
+    lecture_loaders,
+    load_mnist,
+    training_loader,
+)
 
 
 def test_data_dir_order(monkeypatch, tmp_path):
@@ -155,10 +163,20 @@ def test_loader_rejects_bad_input():
         TensorLoader(images, labels[:5], 2)
 
 
-def test_get_dataloaders_matches_the_lecture(mnist):
-    train, valid, test = get_dataloaders(batch_size=256, seed=123)
+def test_lecture_loaders_match_the_lecture(mnist):
+    train, valid, test = lecture_loaders(mnist)  # the lecture's batch size 256 and seed 123, from bnlib.config
+    assert (config.BATCH_SIZE, config.SEED) == (256, 123)
     assert len(train) == len(mnist.train[1]) // 256  # 210 steps on full MNIST
     assert len(valid) == -(-len(mnist.valid[1]) // 256) and len(test) == -(-len(mnist.test[1]) // 256)
     assert sum(len(y) for _, y in valid) == len(mnist.valid[1])
-    images, labels = next(iter(train))
+    expected = TensorLoader(*mnist.train, 256, shuffle=True, seed=123, drop_last=True)
+    for (images, labels), (expected_images, expected_labels) in zip(train, expected, strict=True):
+        assert torch.equal(labels, expected_labels) and torch.equal(images, expected_images)
     assert images.shape == (256, 1, 28, 28) and labels.shape == (256,)
+
+
+def test_training_loader_shuffles_by_seed_and_drops_the_last_partial_batch():
+    images, labels = make_tensors(10)
+    batches = [labels for _, labels in training_loader((images, labels), 4, seed=3)]
+    assert [len(batch) for batch in batches] == [4, 4]
+    assert torch.equal(batches[0], next(iter(TensorLoader(images, labels, 4, shuffle=True, seed=3)))[1])

@@ -2,11 +2,13 @@
 
 import base64
 
+import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from ipywidgets import DOMWidget
 
+from bnlib.widgets.displays import CanvasDisplay, ImageDisplay
 from bnlib.widgets.drift_player import DriftPlayer, histogram_counts, histogram_edges
 
 STEPS = np.arange(0, 201, 50)  # 5 checkpoints
@@ -44,12 +46,14 @@ def test_slider_redraws_every_histogram_in_place(player, samples):
 
 def test_play_moves_the_slider_and_the_figure(player, samples):
     assert (player.play.min, player.play.max, player.play.step) == (0, 200, 50)
-    before = player.image.value
+    image = player.display.widget
+    before = image.value
     player.play.value = 150
     assert player.step.value == 150
-    after = bytes(player.image.value)
+    after = bytes(image.value)
     assert after != bytes(before) and after.startswith(b"\x89PNG")  # the fallback image, drawn again
-    assert not isinstance(player.canvas, DOMWidget)  # no ipympl under the test's Agg backend
+    assert isinstance(player.display, ImageDisplay) and image in player.children
+    assert not isinstance(player.figure.canvas, DOMWidget)  # no ipympl under the test's Agg backend
 
 
 def test_a_step_between_checkpoints_shows_the_one_before(player):
@@ -75,3 +79,19 @@ def test_values_beyond_the_edges_count_in_the_outer_bins():
     edges = histogram_edges(np.linspace(0, 1, 1_001)[None, :], bins=4)
     counts = histogram_counts(np.array([-5.0, 0.5, 7.0]), edges)
     assert counts.sum() == 3 and counts[0] == 1 and counts[-1] == 1
+
+
+@pytest.mark.filterwarnings("ignore:Passing unrecognized arguments:DeprecationWarning")  # inside ipympl's toolbar
+def test_with_ipympl_the_canvas_is_the_displayed_widget(samples):
+    backend = matplotlib.get_backend()
+    plt.switch_backend("module://ipympl.backend_nbagg")
+    try:
+        player = DriftPlayer(STEPS, samples, bins=20)
+        canvas = player.figure.canvas
+        assert isinstance(player.display, CanvasDisplay) and isinstance(canvas, DOMWidget) and canvas in player.children
+        bars = player.bars["BatchNorm"].get_data().values.copy()
+        player.step.value = 200
+        assert player.last_error is None and not np.array_equal(player.bars["BatchNorm"].get_data().values, bars)
+    finally:
+        plt.close("all")
+        plt.switch_backend(backend)

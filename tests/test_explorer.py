@@ -16,6 +16,7 @@ from bnlib.stats.running import replay_running_stats, running_stats_at
 from bnlib.widgets import explorer as explorer_module
 from bnlib.widgets import explorer_figure
 from bnlib.widgets.backend import ipympl_active
+from bnlib.widgets.displays import CanvasDisplay, ImageDisplay
 
 STEPS_PER_EPOCH = 32
 TOLERANCE = {"rtol": 1e-10, "atol": 1e-12}  # the plot holds the replayed float64 values themselves
@@ -42,7 +43,7 @@ def test_controls_and_defaults(explorer, explorer_inputs):
     assert explorer.cumulative.value is False and explorer.current_momentum == pytest.approx(0.1)
     assert list(explorer.layer.options) == ["2", "6"] and explorer.unit.max == 31
     assert explorer.step.value == explorer.step.max == recorder.steps == 96
-    assert explorer.figure.canvas is explorer.canvas
+    assert explorer.display.figure is explorer.figure and explorer.display.widget in explorer.children
     accuracy = expected_readout_accuracy(recorder, explorer_inputs[1], 96, explorer.momentum.value)
     assert "step 96," in explorer.readout.value and f"{accuracy:.2f} %" in explorer.readout.value
 
@@ -164,8 +165,9 @@ def test_errors_are_shown_in_the_output(explorer, monkeypatch):
 
 
 def test_static_fallback_renders_a_png(explorer):
-    assert not ipympl_active()
-    assert explorer.image in explorer.children and bytes(explorer.image.value)[:4] == b"\x89PNG"
+    assert not ipympl_active() and isinstance(explorer.display, ImageDisplay)
+    image = explorer.display.widget
+    assert image in explorer.children and bytes(image.value)[:4] == b"\x89PNG"
 
 
 @pytest.mark.filterwarnings("ignore:Passing unrecognized arguments:DeprecationWarning")  # inside ipympl's toolbar
@@ -176,10 +178,12 @@ def test_ipympl_canvas_is_the_displayed_widget(explorer_inputs):
     try:
         figures_before = set(plt.get_fignums())
         explorer = explorer_module.momentum_explorer(recorder, test, in_browser=False)
-        assert isinstance(explorer.canvas, DOMWidget) and explorer.canvas in explorer.children
+        canvas = explorer.figure.canvas
+        assert isinstance(explorer.display, CanvasDisplay) and explorer.display.widget is canvas
+        assert isinstance(canvas, DOMWidget) and canvas in explorer.children
         assert set(plt.get_fignums()) - figures_before == {explorer.figure.number}  # made once, under plt.ioff()
         explorer.momentum.value = 0.003
-        explorer.canvas.draw()
+        canvas.draw()
         assert set(plt.get_fignums()) - figures_before == {explorer.figure.number}  # redrawn in place
         assert explorer.last_error is None and "momentum 0.003" in explorer.readout.value
     finally:
@@ -188,8 +192,8 @@ def test_ipympl_canvas_is_the_displayed_widget(explorer_inputs):
 
 
 def test_screen_draws_reuse_the_background_and_still_show_everything(explorer, monkeypatch):
-    figure, canvas = explorer.figure, explorer.canvas
-    monkeypatch.setattr(explorer, "_render", lambda: None)  # draw as ipympl does (canvas.draw), not via savefig
+    figure, canvas = explorer.figure, explorer.figure.canvas
+    monkeypatch.setattr(explorer.display, "render", lambda: None)  # draw as ipympl does (canvas.draw), not via a PNG
 
     def pixels():
         canvas.draw()
@@ -227,6 +231,6 @@ def test_the_output_carries_a_png_of_the_current_state_beside_the_widget_view(ex
     bundle = explorer._repr_mimebundle_()
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == explorer.model_id
     png = base64.b64decode(bundle["image/png"])
-    assert png[:4] == b"\x89PNG" and png == bytes(explorer.image.value)  # the state the fallback image shows
+    assert png[:4] == b"\x89PNG" and png == bytes(explorer.display.widget.value)  # what the image display shows
     explorer.momentum.value = 1.0
     assert base64.b64decode(explorer._repr_mimebundle_()["image/png"]) != png

@@ -4,15 +4,17 @@ import base64
 import io
 from pathlib import Path
 
+import ipywidgets
 import numpy as np
 import pytest
-from lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium
 from PIL import Image
 
 from bnlib.stats.running import replay_running_average
-from bnlib.widgets.explorer import MomentumExplorer, momentum_explorer
+from bnlib.widgets.browser_display import BrowserDisplay
+from bnlib.widgets.explorer import momentum_explorer
+from tests.support.lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium
 
-JS_MODULE = Path(__file__).resolve().parent.parent / "bnlib" / "explorer_canvas.js"
+JS_MODULE = Path(__file__).resolve().parent.parent / "bnlib" / "widgets" / "explorer_canvas.js"
 
 
 @pytest.fixture
@@ -26,16 +28,16 @@ def sent_series(figure, key):
 
 
 def test_the_browser_figure_takes_the_place_of_the_canvas(explorer):
-    assert isinstance(explorer, MomentumExplorer) and explorer.last_error is None
-    assert explorer.browser_figure in explorer.children
-    assert explorer.canvas not in explorer.children and explorer.image not in explorer.children
-    links = {(link.source[1], link.target[1]) for link in explorer.links}
-    assert all(link.source[0] in (explorer.momentum, explorer.cumulative) for link in explorer.links)
+    assert isinstance(explorer.display, BrowserDisplay) and explorer.last_error is None
+    assert explorer.display.widget in explorer.children and explorer.figure.canvas not in explorer.children
+    assert not any(isinstance(child, ipywidgets.Image) for child in explorer.children)  # no image display beside it
+    links = {(link.source[1], link.target[1]) for link in explorer.display.links}
+    assert all(link.source[0] in (explorer.momentum, explorer.cumulative) for link in explorer.display.links)
     assert links == {("value", "momentum"), ("value", "cumulative")}  # browser-side: no kernel round trip
 
 
 def test_what_the_kernel_sends_matches_the_recording_and_the_axes(explorer, explorer_inputs):
-    recorder, figure = explorer_inputs[0], explorer.browser_figure
+    recorder, figure = explorer_inputs[0], explorer.display.widget
     layer = explorer.layer.value
     for key in ("mean", "var"):
         expected = getattr(recorder.recording[layer], key)[:, 0].double().numpy()
@@ -52,7 +54,7 @@ def test_what_the_kernel_sends_matches_the_recording_and_the_axes(explorer, expl
 
 
 def test_a_momentum_change_sends_nothing_a_step_change_a_background(explorer, monkeypatch):
-    figure, sent = explorer.browser_figure, []
+    figure, sent = explorer.display.widget, []
     # what goes to the browser (hold_sync also calls send_state with no keys, which sends nothing)
     monkeypatch.setattr(figure, "send_state", lambda key=None: sent.extend([key] if isinstance(key, str) else key))
     background = figure.background
@@ -70,7 +72,7 @@ def test_a_momentum_change_sends_nothing_a_step_change_a_background(explorer, mo
 
 
 def test_a_high_density_screen_gets_a_sharper_background_of_the_same_size(explorer):
-    figure = explorer.browser_figure
+    figure = explorer.display.widget
     figure.pixel_ratio = 2.0  # as the browser reports it on such a screen
     png = Image.open(io.BytesIO(figure.background))
     assert png.size == (2 * figure.width, 2 * figure.height) and (figure.width, figure.height) == (800, 550)
@@ -83,8 +85,8 @@ def test_a_high_density_screen_gets_a_sharper_background_of_the_same_size(explor
 
 def test_the_background_leaves_out_the_momentum_lines_only(explorer):
     lines = [explorer.panels["mean"].running, explorer.panels["mean"].current]
-    background = np.asarray(Image.open(io.BytesIO(explorer.browser_figure.background)).convert("RGB"))
-    full = np.asarray(Image.open(io.BytesIO(explorer.plot.png())).convert("RGB"))
+    background = np.asarray(Image.open(io.BytesIO(explorer.display.widget.background)).convert("RGB"))
+    full = np.asarray(Image.open(io.BytesIO(explorer.display.png())).convert("RGB"))
     assert all(line.get_visible() for line in lines)  # hidden only while the background was drawn
     differs = np.any(background != full, axis=2)
     assert 0 < differs.mean() < 0.05  # the lines are thin: most of the figure is the same pixels

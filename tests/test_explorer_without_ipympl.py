@@ -16,19 +16,22 @@ DRIVE_THE_SLIDER = {
     "image": """\
 from bnlib.widgets.backend import ipympl_active
 
-before = bytes(explorer.image.value)
+from bnlib.widgets.displays import ImageDisplay
+
+image = explorer.display.widget
+before = bytes(image.value)
 explorer.momentum.value = 0.001
 assert explorer.last_error is None, explorer.last_error
-assert not ipympl_active() and explorer.image in explorer.children
-assert bytes(explorer.image.value)[:4] == b"\\x89PNG" and bytes(explorer.image.value) != before
+assert not ipympl_active() and isinstance(explorer.display, ImageDisplay) and image in explorer.children
+assert bytes(image.value)[:4] == b"\\x89PNG" and bytes(image.value) != before
 print(backend, "|", explorer.readout.value)
 """,
     "browser": """\
-from bnlib.widgets.explorer_browser import BrowserMomentumExplorer
+from bnlib.widgets.browser_display import BrowserDisplay
 
 explorer.momentum.value = 0.001
 assert explorer.last_error is None, explorer.last_error
-assert isinstance(explorer, BrowserMomentumExplorer) and explorer.browser_figure in explorer.children
+assert isinstance(explorer.display, BrowserDisplay) and explorer.display.widget in explorer.children
 assert "momentum 0.001" in explorer.readout.value
 print(backend, "|", explorer.readout.value)
 """,
@@ -44,6 +47,7 @@ def hide(folder, names):
     return folder
 
 
+@pytest.mark.slow  # runs notebook 04
 @pytest.mark.parametrize(("hidden", "explorer_kind"), [(("ipympl",), "browser"), (("ipympl", "anywidget"), "image")])
 def test_notebook_04_runs_and_its_explorer_answers_without_ipympl(tmp_path, hidden, explorer_kind):
     shim = hide(tmp_path / "shim", hidden)

@@ -9,9 +9,10 @@ import torch
 from torch import nn
 
 from bnlib.models import make_mlp
+from bnlib.runtime import seed_everything
 from bnlib.studies import figure1 as paper_figure
-from bnlib.studies.noisy_batchnorm import NoiseDistribution, add_noise_after_batchnorm
-from tests.why_batchnorm_support import small_splits
+from bnlib.studies.noisy_batchnorm import NoiseDistribution, RandomAffineNoise, add_noise_after_batchnorm
+from tests.support.splits import small_splits
 
 TRACK = {"batch_size": 60, "learning_rate": 0.5, "seed": 0, "num_tracked": 200, "unit": 3}
 
@@ -117,6 +118,27 @@ def test_tracked_run_is_cached_and_measures_where_asked(data, tmp_path):
     assert len(first.record["minibatch_loss"]) == 120
     plain = paper_figure.tracked_run(False, data, **options)
     assert not plain.cached and plain.key != first.key
+
+
+@pytest.mark.parametrize("noise", [None, NoiseDistribution()])
+def test_the_paper_model_is_built_as_the_notebook_builds_it_and_keyed_without_drawing(noise):
+    seed_everything(4)
+    model = make_mlp(**paper_figure.paper_model_options(True))
+    model = model if noise is None else add_noise_after_batchnorm(model, noise, seed=4)
+    spec = paper_figure.paper_model(True, noise, seed=4)
+    torch.manual_seed(0)
+    key = spec.key()
+    drawn = torch.rand(3)
+    torch.manual_seed(0)
+    assert torch.equal(drawn, torch.rand(3))  # computing the key drew no random number
+    assert key["structure"] == str(model)
+    built = spec.build(seed=4)
+    for name, tensor in model.state_dict().items():
+        assert torch.equal(built.state_dict()[name], tensor), name
+    noise_layers = [module for module in built if isinstance(module, RandomAffineNoise)]
+    assert len(noise_layers) == (0 if noise is None else 3)
+    for layer, original in zip(noise_layers, (m for m in model if isinstance(m, RandomAffineNoise)), strict=True):
+        assert torch.equal(layer.generator.get_state(), original.generator.get_state())
 
 
 def test_noise_needs_batchnorm(data):

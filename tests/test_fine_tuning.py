@@ -2,10 +2,11 @@
 
 import pytest
 import torch
-from random_data import random_splits
 
 from bnlib.models import make_mlp
+from bnlib.runs import CachedRun
 from bnlib.studies.fine_tuning import FREEZE_CHOICES, fine_tuned_run, prepare_fine_tuning
+from tests.support.splits import random_splits
 
 
 @pytest.fixture
@@ -34,15 +35,19 @@ HEAD = {"7.weight", "7.bias"}
 def test_what_each_choice_changes(tiny_data, tmp_path, monkeypatch, choice, expected):
     monkeypatch.setenv("BNLIB_CACHE_DIR", str(tmp_path))
     torch.manual_seed(0)
-    pretrained = make_mlp(bn="before").eval()
+    pretrained = CachedRun(make_mlp(bn="before").eval(), {}, {}, cached=False, key="random init")
     arguments = {"data": tiny_data, "num_labelled": 64, "num_epochs": 2, "batch_size": 16, "learning_rate": 0.1,
                  "seed": 1, "device": "cpu"}  # fmt: skip
-    model, record = fine_tuned_run(pretrained, {"name": "random init"}, choice, "inverted", **arguments)
-    assert _changed(pretrained, model) == expected
-    assert not record["cached"] and not pretrained.training
-    again, read = fine_tuned_run(pretrained, {"name": "random init"}, choice, "inverted", **arguments)
-    assert read == {**record, "cached": True}
-    assert _changed(model, again) == set()
+    tuned = fine_tuned_run(pretrained, choice, "inverted", **arguments)
+    assert _changed(pretrained.model, tuned.model) == expected
+    assert not tuned.cached and not pretrained.model.training
+    assert set(tuned.record) == {"clean_test_acc", "shifted_test_acc"}
+    again = fine_tuned_run(pretrained, choice, "inverted", **arguments)
+    assert again.cached and again.record == tuned.record
+    assert _changed(tuned.model, again.model) == set()
+    assert all(parameter.requires_grad == (choice == "full fine-tuning") for parameter in again.model[1].parameters())
+    other = CachedRun(pretrained.model, {}, {}, cached=False, key="another pretrained run")
+    assert not fine_tuned_run(other, choice, "inverted", **arguments).cached  # the pretrained run is in the key
 
 
 def test_prepare_fine_tuning_returns_the_trained_parameters():

@@ -12,7 +12,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnlib.data import get_dataloaders, load_mnist
+from bnlib.data import lecture_loaders, load_mnist
 from bnlib.models import make_mlp
 from bnlib.stats.batchnorm import batchnorm_layers
 from bnlib.stats.folding import fold_batchnorm
@@ -124,7 +124,7 @@ def lecture_model():
     same rule; 630 steps already reach the accuracy plateau's order of logits (about 10 to 30). On the
     4,000-image fallback data that takes 42 epochs.
     """
-    train, valid, _ = get_dataloaders(256, seed=123)
+    train, valid, _ = lecture_loaders(load_mnist())
     torch.manual_seed(123)
     model = make_mlp(bn="before")
     num_epochs = math.ceil(630 / len(train))

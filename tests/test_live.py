@@ -170,6 +170,7 @@ def test_watching_changes_no_number(display, inline_backend):
     assert with_curves == without and len(display.shown) + len(display.updates) == 3
 
 
+@pytest.mark.slow  # a notebook kernel
 def test_in_a_notebook_kernel_under_both_backends(tmp_path):
     """A real kernel trains a small model with live curves: one image output, updated, under either backend."""
     train = (

@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnlib.models import count_parameters, make_mlp, mlp_arguments
+from bnlib.models import count_parameters, linear_bias, make_mlp, mlp_arguments
 
 
 def layer_types(model):
@@ -203,3 +203,12 @@ def test_bad_options_name_the_parameter(kwargs, parameter):
         make_mlp(**kwargs)
     with pytest.raises(ValueError, match=rf"^{parameter} must"):
         mlp_arguments(**kwargs)
+
+
+def test_linear_bias_is_the_bias_or_zeros_giving_the_same_map():
+    with_bias, without_bias = nn.Linear(3, 2), nn.Linear(3, 2, bias=False).double()
+    assert linear_bias(with_bias) is with_bias.bias
+    zeros = linear_bias(without_bias)
+    assert torch.equal(zeros, torch.zeros(2, dtype=torch.float64)) and zeros.dtype == without_bias.weight.dtype
+    inputs = torch.randn(4, 3, dtype=torch.float64)
+    torch.testing.assert_close(without_bias(inputs), inputs @ without_bias.weight.T + zeros, rtol=0, atol=0)

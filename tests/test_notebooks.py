@@ -1,14 +1,26 @@
 """Every notebook runs top to bottom in quick mode from a fresh kernel, and is committed without outputs."""
 
+import os
 import re
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+from nbformat.v4 import new_code_cell, new_notebook
+
+from bnlib.cache import CACHE_DIR_ENV
+from tests.support.execution import execute_in_quick_mode
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
+
+pytestmark = pytest.mark.slow  # a kernel per notebook: `make test`, not `make test-fast`
+
+
+def test_the_kernel_uses_the_session_cache(tmp_path):
+    notebook = new_notebook(cells=[new_code_cell(f"import os; print(os.environ[{CACHE_DIR_ENV!r}])")])
+    (output,) = execute_in_quick_mode(notebook, tmp_path).cells[0].outputs
+    assert output["text"].strip() == os.environ[CACHE_DIR_ENV]  # set by tests/conftest.py
 
 
 def test_there_are_notebooks():
@@ -25,14 +37,8 @@ def test_notebook_is_committed_clean(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
-def test_notebook_runs_in_quick_mode(path, tmp_path, monkeypatch):
-    monkeypatch.setenv("BNLIB_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    notebook = nbformat.read(path, as_version=4)
-    client = NotebookClient(
-        notebook, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(NOTEBOOK_DIR)}}
-    )
-    client.execute()  # raises CellExecutionError, with the cell and traceback, on any error
+def test_notebook_runs_in_quick_mode(path, tmp_path):
+    notebook = execute_in_quick_mode(nbformat.read(path, as_version=4), NOTEBOOK_DIR)
     nbformat.write(notebook, tmp_path / path.name)  # keep the executed copy for a look when debugging
     # The committed notebooks are the instructor edition: every exercise check passes with its solution.
     results = [output["data"]["text/plain"] for cell in notebook.cells for output in cell.get("outputs", [])

@@ -5,17 +5,17 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from cache_keys import keys_with_other_versions
-from random_data import random_splits
 
-from bnlib import cache, runs
+from bnlib import cache, files, runs
 from bnlib.cache import config_key, fingerprint_data, full_config
 from bnlib.data import MNISTSplits
 from bnlib.models import count_parameters
-from bnlib.runs import run_config
+from bnlib.runs import lecture_key, mlp_spec
 from bnlib.studies import placement as experiments
 from bnlib.studies.placement import CURVE_COLUMNS, TABLE_COLUMNS, Variant, curves_long, derive_seeds, run_grid
 from bnlib.train import History
+from tests.support.cache_keys import keys_with_other_versions
+from tests.support.splits import random_splits
 
 TINY = (Variant("plain", hidden=(8,)), Variant("bn", bn="before", hidden=(8,), dropout=0.5))
 OPTIONS = {"num_epochs": 2, "batch_size": 32, "device": "cpu", "progress": False}
@@ -52,6 +52,7 @@ def test_the_run_seed_decides_the_result(tiny_data, tmp_path):
     assert first["loss_curve"][0] != first["loss_curve"][1]  # seeds 7 and 8 differ
 
 
+@pytest.mark.slow  # starts worker processes
 def test_workers_give_the_same_runs_as_one_process(tiny_data, tmp_path):
     serial = grid(tiny_data, tmp_path / "serial")
     parallel = grid(tiny_data, tmp_path / "parallel", workers=2)  # two spawned processes
@@ -89,7 +90,7 @@ def test_cache_key_changes_with_every_part_of_the_configuration(tiny_data, monke
     base = {"num_epochs": 2, "batch_size": 32, "learning_rate": 0.1}
 
     def key(variant=TINY[0], seed=7, data=tiny_data, device="cpu", **changes):
-        config = run_config(variant.options, seed=seed, **{**base, **changes})
+        config = lecture_key(mlp_spec(variant.options), seed=seed, **{**base, **changes})
         return config_key(full_config(config, fingerprint_data(data), device))
 
     reference = key()
@@ -114,10 +115,12 @@ def test_cache_key_changes_with_every_part_of_the_configuration(tiny_data, monke
 
 
 def test_a_notebook_run_with_the_same_settings_shares_the_grids_entry(tiny_data, tmp_path):
-    grid(tiny_data, tmp_path)
+    rows = grid(tiny_data, tmp_path)
     options = {"num_epochs": 2, "batch_size": 32, "learning_rate": 0.1, "data": tiny_data, "device": "cpu"}
     single = runs.train_mlp_run({"hidden": (8,)}, seed=7, **options, cache_dir=tmp_path)
     assert single.cached
+    (row,) = rows[(rows["variant"] == "plain") & (rows["seed"] == 7)].to_dict("records")
+    assert single.history.valid_acc == row["valid_acc_curve"] and single.history.test_acc == row["test_acc"]
 
 
 def test_grid_interrupted_while_writing_the_cache_trains_again(tiny_data, tmp_path, monkeypatch):
@@ -128,7 +131,7 @@ def test_grid_interrupted_while_writing_the_cache_trains_again(tiny_data, tmp_pa
         if len(writes) == 2:
             raise KeyboardInterrupt
 
-    monkeypatch.setattr(cache.os, "fsync", fail_on_the_json)
+    monkeypatch.setattr(files.os, "fsync", fail_on_the_json)
     with pytest.raises(KeyboardInterrupt):
         grid(tiny_data, tmp_path)
     assert list(tmp_path.iterdir()) == []

@@ -1,26 +1,20 @@
-"""bnlib.plotting.curves returns labelled figures and never shows them."""
+"""bnlib.plotting.curves: loss and accuracy curves, mean curves over seeds, accuracy by step; labelled, never shown."""
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import pytest  # noqa: E402
-from matplotlib.collections import PathCollection  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from bnlib.plotting.curves import (  # noqa: E402
+from bnlib.plotting.curves import (
     plot_accuracy,
+    plot_accuracy_vs_step,
     plot_curves,
-    plot_digits,
     plot_histories,
-    plot_runs,
     plot_training_loss,
     running_average,
 )
-from bnlib.train import History  # noqa: E402
+from bnlib.train import History
 
 
 @pytest.fixture(autouse=True)
@@ -61,33 +55,6 @@ def test_comparison_figure_has_one_curve_per_history():
     assert [text.get_text() for text in loss_ax.get_legend().get_texts()] == ["p = 0", "p = 0.5"]
 
 
-def test_digit_grid_shows_images_with_labels():
-    import torch
-
-    images = torch.rand(10, 1, 28, 28)
-    fig = plot_digits(images, torch.arange(10), count=10, columns=5)
-    assert len(fig.axes) == 10
-    assert [ax.get_title() for ax in fig.axes[:3]] == ["label 0", "label 1", "label 2"]
-    np.testing.assert_allclose(fig.axes[4].images[0].get_array(), images[4, 0].numpy())
-
-
-def grid_runs():
-    return pd.DataFrame({"variant": ["a", "a", "a", "b", "b"], "test_acc": [97.0, 97.2, 97.7, 96.0, 96.4]})
-
-
-def test_plot_runs_draws_every_seed_and_the_mean_with_its_std():
-    ax = plot_runs(grid_runs(), "test_acc", order=["b", "a"])
-    dots = [collection.get_offsets() for collection in ax.collections if isinstance(collection, PathCollection)]
-    seeds = sorted(float(x) for offsets in dots for x, _ in offsets)
-    assert seeds == [96.0, 96.4, 97.0, 97.2, 97.7]  # one dot per seed, none averaged away
-    b_y = [y for x, y in dots[0]]
-    assert all(abs(y) <= 0.12 for y in b_y)  # jitter around b's row (first in `order`)
-    means = [line.get_xdata()[0] for line in ax.lines if line.get_marker() == "D"]
-    assert means == pytest.approx([96.2, 97.3])
-    assert [label.get_text() for label in ax.get_yticklabels()] == ["b", "a"]
-    assert ax.get_xlabel() == "test accuracy (%)"
-
-
 def test_plot_curves_draws_the_mean_over_seeds_per_epoch():
     curves = pd.DataFrame(
         {"variant": ["a"] * 4 + ["b"] * 2, "seed": [1, 1, 2, 2, 1, 1], "epoch": [1, 2, 1, 2, 1, 2],
@@ -98,3 +65,15 @@ def test_plot_curves_draws_the_mean_over_seeds_per_epoch():
     np.testing.assert_allclose(ax.lines[0].get_ydata(), [91.0, 96.0])
     np.testing.assert_allclose(ax.lines[1].get_ydata(), [80.0, 85.0])
     assert ax.get_ylabel() == "validation accuracy (%)"
+
+
+def test_accuracy_vs_step_one_line_per_run_without_the_chance_start():
+    runs = {"no BatchNorm": {"accuracy_steps": [0, 50, 100], "test_accuracy": [10.0, 80.0, 90.0],
+                             "final_test_accuracy": 90.0},
+            "BatchNorm": {"accuracy_steps": [0, 50, 100], "test_accuracy": [11.0, 95.0, 97.5],
+                          "final_test_accuracy": 97.5}}
+    ax = plot_accuracy_vs_step(runs)
+    assert [list(line.get_ydata()) for line in ax.lines] == [[10.0, 80.0, 90.0], [11.0, 95.0, 97.5]]
+    assert [text.get_text() for text in ax.get_legend().get_texts()] == [
+        "no BatchNorm: 90.0 % at the end", "BatchNorm: 97.5 % at the end"]
+    assert ax.get_ylim() == (78.0, 100.0)  # from 2 points under the lowest after step 0, not from chance

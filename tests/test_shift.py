@@ -17,6 +17,7 @@ from bnlib.studies.shift import (
     invert,
     lower_contrast,
     shift_images,
+    shifted_accuracy,
 )
 
 
@@ -90,3 +91,14 @@ def test_accuracy_by_statistics_on_a_brightness_shift(images):
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key])  # the model is not changed
     assert set(SHIFTS) >= {"clean", "inverted"}
+
+
+def test_shifted_accuracy_is_the_accuracy_on_the_shifted_images(images):
+    torch.manual_seed(0)
+    model = make_mlp((16,), bn="before").eval()
+    labels = torch.randint(0, 10, (len(images),))
+    with torch.no_grad():
+        inverted = (model(1.0 - images).argmax(1) == labels).float().mean().item() * 100
+    assert shifted_accuracy(model, (images, labels), "inverted", batch_size=16) == pytest.approx(inverted, abs=1e-9)
+    assert shifted_accuracy(model, (images, labels), "clean") == pytest.approx(
+        (model(images).argmax(1) == labels).float().mean().item() * 100, abs=1e-9)

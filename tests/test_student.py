@@ -9,8 +9,9 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from tests.support.execution import execute_in_quick_mode
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -22,6 +23,8 @@ SPEC.loader.exec_module(make_student)
 SOLUTION_METADATA = {"nbgrader": {"solution": True, "grade": False, "locked": False, "grade_id": "forward",
                                   "schema_version": 3}}
 CHECK_CALL = re.compile(r"\b(check_\w+)\(")
+
+pytestmark = pytest.mark.slow  # runs the student edition of every notebook with exercises
 
 
 def solution_lines(notebook):
@@ -57,6 +60,7 @@ def test_solution_regions_become_an_indented_stub(tmp_path):
     report = make_student.make_student_edition(tmp_path / "in", tmp_path / "out")
     assert report == {"01_demo.ipynb": "written"}
     path = tmp_path / "out" / "01_demo.ipynb"
+    assert path.stat().st_mode & 0o777 == 0o644  # a class reads what the instructor wrote
     student = nbformat.read(path, as_version=4)
     nbformat.validate(student)
     cell = student.cells[1]
@@ -138,13 +142,8 @@ def test_no_solution_line_is_left(path, student_edition):
 
 
 @pytest.mark.parametrize("path", notebooks_with_exercises(), ids=lambda path: path.stem)
-def test_the_student_edition_runs_and_every_check_is_not_attempted(path, student_edition, monkeypatch):
-    monkeypatch.setenv("BNLIB_QUICK", "1")
-    monkeypatch.setenv("MPLBACKEND", "Agg")
-    notebook = nbformat.read(student_edition / path.name, as_version=4)
-    client = NotebookClient(notebook, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(NOTEBOOK_DIR)}})
-    client.execute()  # raises CellExecutionError on any error
+def test_the_student_edition_runs_and_every_check_is_not_attempted(path, student_edition):
+    notebook = execute_in_quick_mode(nbformat.read(student_edition / path.name, as_version=4), NOTEBOOK_DIR)
     checks = set(CHECK_CALL.findall("\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")))
     reported = "\n".join(output.get("data", {}).get("text/plain", "") for cell in notebook.cells
                          if cell.cell_type == "code" for output in cell.outputs)

@@ -10,7 +10,7 @@ from torch import nn
 
 from bnlib.models import make_mlp
 from bnlib.studies import sweeps
-from tests.why_batchnorm_support import small_splits
+from tests.support.splits import small_splits
 
 SIZES = {"num_epochs": 2, "batch_size": 64}
 

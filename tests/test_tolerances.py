@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnlib.data import get_dataloaders
+from bnlib.data import lecture_loaders, load_mnist
 from bnlib.models import make_mlp
 from bnlib.stats.batchnorm import batchnorm_layers
 from bnlib.stats.recording import BatchStatsRecorder, LayerRecording
@@ -46,10 +46,11 @@ def test_a_layer_it_cannot_bound_is_named():
         rounding_tolerance(nn.Sequential(nn.Linear(3, 2), nn.Sigmoid()), torch.ones(1, 3))
 
 
+@pytest.mark.slow  # 2 and 4 threads on a 2-core machine: up to 20 s
 @pytest.mark.parametrize("threads", [1, 2, 4])
 def test_the_replay_of_the_lecture_model_is_within_its_tolerance_at_any_thread_count(threads):
     """The lecture's BN model trained as in full mode (seed 123, batch 256, SGD lr 0.1), 2 of the 50 epochs."""
-    train, valid, _ = get_dataloaders(256, seed=123)
+    train, valid, _ = lecture_loaders(load_mnist())
     torch.manual_seed(123)
     model = make_mlp(bn="before")
     before = torch.get_num_threads()

@@ -6,7 +6,7 @@ import torch
 from bnlib import seed_everything, settings
 from bnlib.data import TensorLoader
 from bnlib.models import make_mlp
-from bnlib.train import History, compute_accuracy, train_model, train_one_epoch
+from bnlib.train import History, compute_accuracy, evaluation_mode, train_model, train_one_epoch
 
 
 def small_loaders(mnist, seed, count=2048):
@@ -124,3 +124,19 @@ def test_settings_one_grid_worker_per_core_at_most_four(monkeypatch):
     assert settings().workers == 4
     monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1})
     assert settings().workers == 2
+
+
+def test_final_numbers_read_the_end_of_the_history():
+    history = History(train_acc=[90.0, 99.5], valid_acc=[89.0, 97.0], epoch_seconds=[2.0, 4.0], test_acc=97.25)
+    assert history.final_numbers() == {"final_train_acc": 99.5, "final_valid_acc": 97.0, "test_acc": 97.25,
+                                       "train_test_gap": 2.25, "seconds_per_epoch": 3.0, "epochs": 2}  # fmt: skip
+    unfinished = History(train_acc=[50.0], valid_acc=[40.0], epoch_seconds=[1.0], interrupted=True)
+    assert unfinished.final_numbers()["test_acc"] is None and unfinished.final_numbers()["train_test_gap"] is None
+
+
+def test_evaluation_mode_gives_every_module_its_own_mode_back():
+    model = make_mlp((4,), bn="before", dropout=0.5).train()
+    model[2].eval()  # a BatchNorm kept in eval mode by hand inside a training model
+    with evaluation_mode(model):
+        assert not any(module.training for module in model.modules())
+    assert [module.training for module in model] == [True, True, False, True, True, True]

@@ -11,12 +11,12 @@ tool wrote it is left as it is: a manifest in TARGET_DIR keeps the hash of each 
 import copy
 import hashlib
 import json
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 import nbformat
+
+from bnlib.files import write_atomic
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("your code here")'
@@ -90,12 +90,6 @@ def sha256(data):
     return hashlib.sha256(data).hexdigest()
 
 
-def write_atomically(path, data):
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".tmp") as handle:
-        handle.write(data)
-    os.replace(handle.name, path)
-
-
 def make_student_edition(source_dir, target_dir):
     """Write target_dir/<name>.ipynb for each notebook; returns {name: "written" or "kept: edited since written"}."""
     source_dir, target_dir = Path(source_dir), Path(target_dir)
@@ -110,10 +104,10 @@ def make_student_edition(source_dir, target_dir):
             continue
         student = student_notebook(nbformat.read(path, as_version=4), path.name)
         data = nbformat.writes(student).encode() + b"\n"
-        write_atomically(target, data)
+        write_atomic(target, data)
         manifest[path.name] = sha256(data)
         report[path.name] = "written"
-    write_atomically(manifest_path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
+    write_atomic(manifest_path, (json.dumps(manifest, indent=1, sort_keys=True) + "\n").encode())
     return report
 
 

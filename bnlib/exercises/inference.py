@@ -10,6 +10,7 @@ from torch import nn
 from bnlib.exercises import cases
 from bnlib.exercises.harness import BadOutput, Exercise, Mistake, run_exercise
 from bnlib.exercises.training import as_float64, column_rms, normalize
+from bnlib.models import linear_bias
 
 # --- evaluation-mode forward: fn(z, running_mean, running_var, gamma, beta, eps) -> (N, C) ---
 
@@ -71,7 +72,7 @@ def _fold_pieces(case):
     """x @ W.T, the Linear's bias (0 without one), and the BatchNorm's buffers and parameters, in float64."""
     linear, norm = case.args
     x = case.data["x"].double()
-    bias = linear.bias.double() if linear.bias is not None else torch.zeros(linear.out_features, dtype=torch.float64)
+    bias = linear_bias(linear).double()
     pieces = as_float64(linear.weight, norm.running_mean, norm.running_var, norm.weight, norm.bias)
     return x @ pieces[0].T, bias, *pieces[1:], norm.eps
 

@@ -9,6 +9,8 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from bnlib.train import evaluation_mode
+
 BATCHNORM_TYPES = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d, nn.SyncBatchNorm)
 
 
@@ -48,12 +50,12 @@ def swapped_running_stats(model, stats):
     """Within the block the model is in eval mode and normalizes with `stats` ({name: (mean, var) or PopulationStats}).
 
     Layers not named in `stats` keep their buffers; buffers and train/eval modes are restored on exit.
+    For eval mode alone, use `bnlib.train.evaluation_mode`.
     """
     layers = dict(batchnorm_layers(model))
     unknown = set(stats) - set(layers)
     if unknown:
         raise ValueError(f"stats name layers the model does not have: {sorted(unknown)}; it has {sorted(layers)}")
-    modes = {module: module.training for module in model.modules()}
     saved = {name: (layers[name].running_mean.clone(), layers[name].running_var.clone()) for name in stats}
     try:
         with torch.no_grad():
@@ -61,15 +63,13 @@ def swapped_running_stats(model, stats):
                 mean, var = mean_and_var(entry)
                 layers[name].running_mean.copy_(torch.as_tensor(mean))
                 layers[name].running_var.copy_(torch.as_tensor(var))
-        model.eval()
-        yield model
+        with evaluation_mode(model):
+            yield model
     finally:
         with torch.no_grad():
             for name, (mean, var) in saved.items():
                 layers[name].running_mean.copy_(mean)
                 layers[name].running_var.copy_(var)
-        for module, training in modes.items():
-            module.training = training
 
 
 def with_per_batch_statistics(model):

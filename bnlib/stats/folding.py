@@ -11,6 +11,7 @@ import copy
 import torch
 from torch import nn
 
+from bnlib.models import linear_bias
 from bnlib.stats.batchnorm import BATCHNORM_TYPES, batchnorm_affine
 
 IDENTITY_IN_EVAL = (nn.Dropout, nn.AlphaDropout, nn.Identity)  # what may sit between a BatchNorm and the next Linear
@@ -26,21 +27,17 @@ def _new_linear(like, weight, bias):
     return linear
 
 
-def _bias(linear):
-    return linear.bias.double() if linear.bias is not None else torch.zeros(linear.out_features, dtype=torch.float64)
-
-
 def fold_into_previous(linear, batchnorm):
     """One Linear computing batchnorm(linear(x)), batchnorm in eval mode: rows of W scaled, bias scaled and shifted."""
     scale, shift = batchnorm_affine(batchnorm)
-    return _new_linear(linear, scale[:, None] * linear.weight.double(), scale * _bias(linear) + shift)
+    return _new_linear(linear, scale[:, None] * linear.weight.double(), scale * linear_bias(linear).double() + shift)
 
 
 def fold_into_next(batchnorm, linear):
     """One Linear computing linear(batchnorm(h)), batchnorm in eval mode: columns of W scaled, W @ shift added."""
     scale, shift = batchnorm_affine(batchnorm)
     weight = linear.weight.double()
-    return _new_linear(linear, weight * scale[None, :], weight @ shift + _bias(linear))
+    return _new_linear(linear, weight * scale[None, :], weight @ shift + linear_bias(linear).double())
 
 
 def flat_layers(sequential, prefix=""):

@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from bnlib.stats.batchnorm import batchnorm_layers, swapped_running_stats, unit_view
+from bnlib.train import evaluation_mode
 
 
 @dataclass(frozen=True)
@@ -68,7 +69,7 @@ def _population_layer_by_layer(model, loader, device):
     activations = [images.to(device) for images, _ in loader]  # one child's output for all of loader at a time
     names = [name for name, _ in batchnorm_layers(model)]
     stats = {}
-    with swapped_running_stats(model, {}):  # eval mode (dropout off), restored afterwards
+    with evaluation_mode(model):  # dropout off; every module's mode restored afterwards
         for name, child in model.named_children():
             if name in names:
                 moments = _MomentsAccumulator()

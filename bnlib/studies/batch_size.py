@@ -6,33 +6,20 @@ normalize each example over its own units and have neither problem.
 """
 
 import copy
-from dataclasses import dataclass
+import functools
 
 import torch
-from torch import nn
 
-from bnlib.cache import RETRAIN_ENV, cached, resolve_cache_dir
-from bnlib.checks import check_integer, check_number
-from bnlib.data import TensorLoader
-from bnlib.models import make_mlp
-from bnlib.runs import model_key, preserved_random_state
-from bnlib.runtime import device as best_device
-from bnlib.runtime import seed_everything
-from bnlib.stats.batchnorm import batchnorm_layers, swapped_running_stats, unit_view
+from bnlib.checks import check_integer
+from bnlib.data import TensorLoader, training_loader
+from bnlib.runs import cached_run, describe_run, mlp_spec, run_key, stored_tensors
+from bnlib.runtime import resolve_device
+from bnlib.stats.batchnorm import batchnorm_layers, unit_view
 from bnlib.studies.devices import split_batchnorm
-from bnlib.train import compute_accuracy, train_one_epoch
+from bnlib.train import compute_accuracy, evaluation_mode, train_one_epoch
 
 PROCEDURE = "one_epoch_per_batch_size"
 NOISE_IMAGES = 10_000  # training images the statistic noise is measured on
-
-
-@dataclass
-class EpochRun:
-    """A model trained for one epoch (eval mode), what was measured on it, and whether it came from the cache."""
-
-    model: nn.Module
-    record: dict  # eval_test_acc, train_mode_test_acc (%), mean_noise, var_noise (None without BatchNorm)
-    cached: bool
 
 
 @torch.no_grad()
@@ -50,7 +37,7 @@ def batch_statistic_noise(model, images, batch_size):
     seen = []
     handle = layers[0][1].register_forward_hook(lambda _module, args, _output: seen.append(unit_view(args[0])))
     try:
-        with swapped_running_stats(model, {}):  # eval mode for the pass, modes restored afterwards
+        with evaluation_mode(model):  # one pass over all images; the running statistics are not touched
             model(images)
     finally:
         handle.remove()
@@ -62,16 +49,16 @@ def batch_statistic_noise(model, images, batch_size):
     return mean_noise.mean().item(), var_noise.mean().item()
 
 
-def train_one_epoch_at(model_options, *, batch_size, devices, seed, learning_rate, data, device):
-    """(record, tensors) of one epoch of SGD at `batch_size`, BatchNorm statistics split over `devices` chunks.
+def train_one_epoch_at(model, *, batch_size, devices, seed, learning_rate, data, device):
+    """(record, tensors) of one epoch of SGD of `model` (a ModelSpec) at `batch_size`, BatchNorm statistics split
+    over `devices` chunks.
 
     The record holds eval-mode and train-mode test accuracy (train mode: test batches of the
     per-device batch size, as if `model.eval()` were forgotten) and the statistic noise at that size.
     """
-    seed_everything(seed)
-    model = make_mlp(**model_options)
+    model = model.build(seed)
     trained = (split_batchnorm(model, devices) if devices > 1 else model).to(device)
-    train = TensorLoader(*data.train, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+    train = training_loader(data.train, batch_size, seed, device)
     train_one_epoch(trained, train, torch.optim.SGD(trained.parameters(), lr=learning_rate), device)
     model.load_state_dict(trained.state_dict())  # eval mode never splits: the plain model computes the same
     model.to(device).eval()
@@ -86,43 +73,22 @@ def train_one_epoch_at(model_options, *, batch_size, devices, seed, learning_rat
         "mean_noise": mean_noise,
         "var_noise": var_noise,
     }
-    return record, {name: tensor.cpu() for name, tensor in model.state_dict().items()}
+    return record, stored_tensors(model)
 
 
 def one_epoch_run(model_options, *, batch_size, devices=1, seed, learning_rate, data, device=None, verbose=False):
-    """The EpochRun of `train_one_epoch_at`, read from the run cache or trained (random state left as it was)."""
+    """The CachedRun of `train_one_epoch_at` for `make_mlp(**model_options)`, read from the run cache or trained.
+
+    Its record: eval_test_acc, train_mode_test_acc (%), mean_noise, var_noise (None without BatchNorm).
+    """
     check_integer("batch_size", batch_size, minimum=2)
     check_integer("devices", devices, minimum=1)
-    check_number("learning_rate", learning_rate, 0, None, low_open=True)
-    device = torch.device(device) if device is not None else best_device()
-    config = {
-        "procedure": PROCEDURE,
-        "model": model_key(model_options),
-        "batch_size": batch_size,
-        "devices": devices,
-        "seed": check_integer("seed", seed, minimum=0),
-        "num_epochs": 1,
-        "optimizer": {"name": "SGD", "lr": learning_rate, "momentum": 0.0, "weight_decay": 0.0},
-        "noise_images": NOISE_IMAGES,
-    }
-
-    def compute():
-        return train_one_epoch_at(model_options, batch_size=batch_size, devices=devices, seed=seed,
-                                  learning_rate=learning_rate, data=data, device=device)  # fmt: skip
-
-    options = ", ".join(f"{name}={value!r}" for name, value in model_options.items())
-    description = f"make_mlp({options}), one epoch at batch size {batch_size}" + (
-        f" over {devices} simulated devices" if devices > 1 else ""
-    )
-    with preserved_random_state():
-        entry = cached(config, compute, data=data, device=device, description=description, verbose=verbose)
-        model = make_mlp(**model_options)
-    model.load_state_dict(entry.tensors)
-    return EpochRun(model.to(device).eval(), entry.record, entry.cached)
-
-
-def cache_summary(runs):
-    """One line for a notebook: how many of `runs` (EpochRun) were read from the run cache, and how to retrain."""
-    read = sum(run.cached for run in runs)
-    return (f"{read} of {len(runs)} runs read from the run cache ({resolve_cache_dir()}), "
-            f"{len(runs) - read} trained now; {RETRAIN_ENV}=1 trains them again.")  # fmt: skip
+    device = resolve_device(device)
+    model = mlp_spec(model_options)
+    key = run_key(PROCEDURE, model, learning_rate, batch_size=batch_size, devices=devices,
+                  seed=check_integer("seed", seed, minimum=0), num_epochs=1, noise_images=NOISE_IMAGES)  # fmt: skip
+    compute = functools.partial(train_one_epoch_at, model, batch_size=batch_size, devices=devices, seed=seed,
+                                learning_rate=learning_rate, data=data, device=device)  # fmt: skip
+    details = f"one epoch at batch size {batch_size}" + (f" over {devices} simulated devices" if devices > 1 else "")
+    return cached_run(key, model, compute, data=data, device=device, description=describe_run(model, details),
+                      verbose=verbose)  # fmt: skip

@@ -12,11 +12,10 @@ import torch
 from torch import nn
 
 from bnlib.checks import check_integer, check_number
-from bnlib.data import TensorLoader
+from bnlib.data import training_loader
 from bnlib.models import make_mlp
-from bnlib.runtime import device as best_device
-from bnlib.runtime import seed_everything
-from bnlib.train import train_one_epoch
+from bnlib.runtime import resolve_device, seed_everything
+from bnlib.train import evaluation_mode, train_one_epoch
 
 
 def make_bias_pair(seed, bias_std=1.0, **model_options):
@@ -52,9 +51,8 @@ class EvalSnapshots:
 
     @torch.no_grad()
     def __call__(self, model, step):
-        model.eval()
-        self.logits.append(model(self.probe))
-        model.train()  # the next training step needs train mode
+        with evaluation_mode(model):  # back in train mode for the next training step
+            self.logits.append(model(self.probe))
         norm = first_batchnorm(model)
         self.running_means.append(norm.running_mean.clone())
         self.running_vars.append(norm.running_var.clone())
@@ -86,12 +84,12 @@ def trace_bias_pair(pair, data, *, batch_size, learning_rate, seed, min_steps=10
     """
     check_integer("min_steps", min_steps, minimum=1)
     check_number("learning_rate", learning_rate, 0, None, low_open=True)
-    device = torch.device(device) if device is not None else best_device()
+    device = resolve_device(device)
     probe = data.valid[0][:batch_size].to(device)
     bias = first_linear(pair["with bias"]).bias.detach().clone().to(device)
     snapshots = {}
     for name, model in pair.items():
-        loader = TensorLoader(*data.train, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+        loader = training_loader(data.train, batch_size, seed, device)
         snapshots[name] = train_with_snapshots(model, loader, probe, learning_rate, seed, min_steps, device)
     with_bias, without_bias = snapshots["with bias"], snapshots["without bias"]
 

@@ -12,13 +12,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnlib.cache import cached
-from bnlib.checks import check_integer, check_number
-from bnlib.data import TensorLoader
-from bnlib.models import make_mlp, mlp_arguments
-from bnlib.runtime import device as best_device
-from bnlib.runtime import seed_everything
-from bnlib.studies.noisy_batchnorm import add_noise_after_batchnorm, noise_replayed
+from bnlib.checks import check_integer
+from bnlib.data import TensorLoader, training_loader
+from bnlib.models import mlp_arguments
+from bnlib.runs import ModelSpec, cached_run, mlp_spec, run_key, stored_tensors
+from bnlib.runtime import resolve_device
+from bnlib.studies.noisy_batchnorm import make_noisy_mlp, noise_replayed
 from bnlib.train import compute_accuracy, evaluation_mode, train_steps
 
 PAPER_NETWORK = {"hidden": (100, 100, 100), "activation": "sigmoid", "init_std": 0.01, "zero_bias": True}
@@ -26,11 +25,22 @@ PAPER_BATCH_SIZE = 60
 PAPER_LEARNING_RATE = 0.5
 PAPER_STEPS = 50_000
 PERCENTILES = (15, 50, 85)  # the three lines of the paper's Figure 1(b, c)
+PROCEDURE = "Ioffe & Szegedy 2015 Figure 1: SGD steps, one last-layer sigmoid input tracked"
+TRACKING = "train-mode batch statistics, running statistics untouched, the next step's noise"
 
 
 def paper_model_options(bn):
     """`make_mlp` options of the paper's network, with BatchNorm before each sigmoid when `bn` is True."""
     return {**PAPER_NETWORK, "bn": "before" if bn else None}
+
+
+def paper_model(bn, noise=None, seed=0):
+    """The ModelSpec of the paper's network; `noise` (a NoiseDistribution or None) after each BatchNorm, its
+    layers seeded from `seed`."""
+    options = paper_model_options(bn)
+    if noise is None:
+        return mlp_spec(options)
+    return ModelSpec(make_noisy_mlp, {"noise": noise.to_dict(), "noise_seed": seed, **mlp_arguments(**options)})
 
 
 def sigmoid_inputs(model, images, layer=-1):
@@ -83,7 +93,7 @@ def train_and_track(model, data, *, num_steps, batch_size, learning_rate, seed, 
     `accuracy_every` steps and at the end.
     """
     model.to(device)
-    loader = TensorLoader(*data.train, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+    loader = training_loader(data.train, batch_size, seed, device)
     test_loader = TensorLoader(*data.test, 2_000, device=device)
     tracked = data.valid[0][:num_tracked].to(device)
     steps, unit_inputs, accuracy_steps, accuracies = [], [], [], []
@@ -109,35 +119,29 @@ def train_and_track(model, data, *, num_steps, batch_size, learning_rate, seed, 
         "final_test_accuracy": accuracies[-1],
         "minibatch_loss": history.minibatch_loss,
     }
-    return record, {"unit_inputs": torch.stack(unit_inputs)}
+    return record, stored_tensors(model, {"unit_inputs": torch.stack(unit_inputs)})
 
 
 def tracked_run(bn, data, *, num_steps, seed, noise=None, batch_size=PAPER_BATCH_SIZE,
                 learning_rate=PAPER_LEARNING_RATE, track_every=50, num_tracked=1_000, unit=0, accuracy_every=500,
-                device=None, cache_dir=None, verbose=True):
+                device=None, cache_dir=None, verbose=True):  # fmt: skip
     """The paper's network (`bn`: BatchNorm before each sigmoid; `noise`: a NoiseDistribution after each
-    BatchNorm, or None) trained and tracked through the run cache; returns its CacheEntry."""
+    BatchNorm, or None) trained and tracked: a CachedRun, read from the run cache or trained."""
     check_integer("num_steps", num_steps, minimum=1)
-    check_number("learning_rate", learning_rate, 0, None, low_open=True)
     if noise is not None and not bn:
         raise ValueError("noise goes after each BatchNorm: it needs bn=True")
-    options = paper_model_options(bn)
-    device = torch.device(device) if device is not None else best_device()
-    sizes = {"num_steps": num_steps, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed,
+    device = resolve_device(device)
+    model = paper_model(bn, noise, seed)
+    sizes = {"num_steps": num_steps, "batch_size": batch_size, "seed": seed,
              "track_every": check_integer("track_every", track_every, minimum=1),
              "num_tracked": check_integer("num_tracked", num_tracked, minimum=2),
              "unit": check_integer("unit", unit, minimum=0),
-             "accuracy_every": check_integer("accuracy_every", accuracy_every, minimum=1)}
+             "accuracy_every": check_integer("accuracy_every", accuracy_every, minimum=1)}  # fmt: skip
+    key = run_key(PROCEDURE, model, learning_rate, tracking=TRACKING, **sizes)
 
-    def build():
-        seed_everything(seed)
-        model = make_mlp(**options)
-        return model if noise is None else add_noise_after_batchnorm(model, noise, seed)
+    def compute():
+        return train_and_track(model.build(seed), data, learning_rate=learning_rate, device=device, **sizes)
 
-    config = {"procedure": "Ioffe & Szegedy 2015 Figure 1: SGD steps, one last-layer sigmoid input tracked",
-              "model": {"arguments": mlp_arguments(**options), "structure": str(build())},
-              "tracking": "train-mode batch statistics, running statistics untouched, the next step's noise",
-              "noise": None if noise is None else noise.to_dict(), "optimizer": "SGD", **sizes}
     name = "noisy BatchNorm" if noise is not None else ("BatchNorm" if bn else "no BatchNorm")
-    return cached(config, lambda: train_and_track(build(), data, device=device, **sizes), data=data, device=device,
-                  description=f"Figure 1 network, {name}, {num_steps:,} steps", cache_dir=cache_dir, verbose=verbose)
+    return cached_run(key, model, compute, data=data, device=device, cache_dir=cache_dir, verbose=verbose,
+                      description=f"Figure 1 network, {name}, {num_steps:,} steps")  # fmt: skip

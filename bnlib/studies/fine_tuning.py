@@ -7,16 +7,15 @@ to them; `freeze_batchnorm` keeps the pretrained statistics.
 """
 
 import copy
+import functools
 
 import torch
 
-from bnlib.cache import cached
-from bnlib.checks import check_choice, check_integer, check_number
-from bnlib.data import TensorLoader
+from bnlib.checks import check_choice, check_integer
+from bnlib.data import TensorLoader, training_loader
 from bnlib.models import freeze_batchnorm
-from bnlib.runs import preserved_random_state
-from bnlib.runtime import device as best_device
-from bnlib.runtime import seed_everything
+from bnlib.runs import ModelSpec, cached_run, run_key, stored_tensors
+from bnlib.runtime import resolve_device, seed_everything
 from bnlib.studies.shift import shift_images
 from bnlib.train import compute_accuracy, train_one_epoch
 
@@ -40,11 +39,18 @@ def prepare_fine_tuning(model, choice):
     return list(model[-1].parameters())
 
 
+def fine_tuning_start(pretrained, choice):
+    """A copy of the model `pretrained`, set up for `choice` by `prepare_fine_tuning`: where fine-tuning starts."""
+    model = copy.deepcopy(pretrained)
+    prepare_fine_tuning(model, choice)
+    return model
+
+
 def fine_tune(model, choice, images, labels, *, num_epochs, batch_size, learning_rate, seed, device=None):
     """Fine-tune `model` in place on (images, labels) with SGD, frozen as `choice` says; returns it in eval mode."""
     device = device or next(model.parameters()).device
     trainable = prepare_fine_tuning(model, choice)
-    loader = TensorLoader(images, labels, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+    loader = training_loader((images, labels), batch_size, seed, device)
     optimizer = torch.optim.SGD(trainable, lr=learning_rate)
     seed_everything(seed)
     for _ in range(check_integer("num_epochs", num_epochs, minimum=1)):
@@ -52,46 +58,33 @@ def fine_tune(model, choice, images, labels, *, num_epochs, batch_size, learning
     return model.eval()
 
 
-def fine_tuned_run(pretrained, pretrained_config, choice, shift, *, data, num_labelled, num_epochs, batch_size,
-                   learning_rate, seed, device=None):  # fmt: skip
-    """(fine-tuned copy of `pretrained`, record) from the run cache or trained now; `pretrained` is unchanged.
+def fine_tuned_run(pretrained, choice, shift, *, data, num_labelled, num_epochs, batch_size, learning_rate, seed,
+                   device=None):  # fmt: skip
+    """The CachedRun of fine-tuning a copy of `pretrained` (a CachedRun, left unchanged), from the cache or trained.
 
     Fine-tunes on the first `num_labelled` training images under `shift` (a domain_shift name);
-    `pretrained_config` (the pretrained run's cache configuration) goes into the key. The record
-    holds "clean_test_acc" and "shifted_test_acc" (%, eval mode) and "cached".
+    the pretrained run's cache key goes into this run's key. The record holds "clean_test_acc" and
+    "shifted_test_acc" (%, eval mode).
     """
     check_integer("num_labelled", num_labelled, minimum=batch_size)
-    check_number("learning_rate", learning_rate, 0, None, low_open=True)
-    device = torch.device(device) if device is not None else best_device()
+    device = resolve_device(device)
+    choice = check_choice("choice", choice, FREEZE_CHOICES)
+    model = ModelSpec(functools.partial(fine_tuning_start, pretrained.model), {"choice": choice})
     images, labels = shift_images(data.train[0][:num_labelled], shift), data.train[1][:num_labelled]
-    config = {
-        "procedure": PROCEDURE,
-        "pretrained": pretrained_config,
-        "choice": choice,
-        "trains": "all" if choice == "full fine-tuning" else "output layer",
-        "shift": shift,
-        "num_labelled": num_labelled,
-        "num_epochs": num_epochs,
-        "batch_size": batch_size,
-        "optimizer": {"name": "SGD", "lr": learning_rate, "momentum": 0.0, "weight_decay": 0.0},
-        "seed": seed,
-    }
+    key = run_key(PROCEDURE, model, learning_rate, pretrained=pretrained.key,
+                  trains="all" if choice == "full fine-tuning" else "output layer", shift=shift,
+                  num_labelled=num_labelled, num_epochs=num_epochs, batch_size=batch_size, seed=seed)  # fmt: skip
 
     def compute():
-        model = fine_tune(copy.deepcopy(pretrained).to(device), choice, images, labels, num_epochs=num_epochs,
+        tuned = fine_tune(model.build().to(device), choice, images, labels, num_epochs=num_epochs,
                           batch_size=batch_size, learning_rate=learning_rate, seed=seed, device=device)  # fmt: skip
         record = {
-            "clean_test_acc": _test_accuracy(model, data.test, device),
-            "shifted_test_acc": _test_accuracy(model, (shift_images(data.test[0], shift), data.test[1]), device),
+            "clean_test_acc": _test_accuracy(tuned, data.test, device),
+            "shifted_test_acc": _test_accuracy(tuned, (shift_images(data.test[0], shift), data.test[1]), device),
         }
-        return record, {name: tensor.cpu() for name, tensor in model.state_dict().items()}
+        return record, stored_tensors(tuned)
 
-    with preserved_random_state():
-        entry = cached(config, compute, data=data, device=device, description=f"fine-tuning ({choice}) on {shift}")
-    model = copy.deepcopy(pretrained).to(device)
-    prepare_fine_tuning(model, choice)
-    model.load_state_dict(entry.tensors)
-    return model.eval(), {**entry.record, "cached": entry.cached}
+    return cached_run(key, model, compute, data=data, device=device, description=f"fine-tuning ({choice}) on {shift}")
 
 
 def _test_accuracy(model, split, device):

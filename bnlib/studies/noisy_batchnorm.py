@@ -12,6 +12,7 @@ import torch
 from torch import nn
 
 from bnlib.checks import check_integer, check_number
+from bnlib.models import make_mlp
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,14 @@ def add_noise_after_batchnorm(model, distribution=None, seed=0):
         if isinstance(module, nn.BatchNorm1d):
             layers.append(RandomAffineNoise(module.num_features, distribution, seed + len(layers)))
     return nn.Sequential(*layers)
+
+
+def make_noisy_mlp(noise, noise_seed=0, **mlp_options):
+    """`make_mlp(**mlp_options)` with a RandomAffineNoise after every BatchNorm1d (`add_noise_after_batchnorm`).
+
+    `noise` holds a NoiseDistribution's fields (`to_dict()`), so that a cache key can hold the arguments.
+    """
+    return add_noise_after_batchnorm(make_mlp(**mlp_options), NoiseDistribution(**noise), noise_seed)
 
 
 @contextlib.contextmanager

@@ -1,9 +1,10 @@
 """The placement grid: MLP variants × seeds, each run trained once and kept in the run cache (bnlib.cache).
 
-A run is the lecture's standard run (`bnlib.runs`), keyed by everything that decides its result
-(make_mlp's resolved arguments and the model's structure, the seed, epochs, batch size, optimizer,
-the data, the device type, torch and bnlib versions), so a changed configuration never returns a
-stale result, and a notebook's single run with the same settings shares the grid's entry.
+A run is the lecture's standard run (`bnlib.runs.lecture_key`, `train_lecture_run`), keyed by everything
+that decides its result (make_mlp's resolved arguments and the model's structure, the seed, epochs,
+batch size, optimizer, the data, the device type, torch's version and bnlib's code), so a changed
+configuration never returns a stale result, and a notebook's `train_mlp_run` with the same settings
+shares the grid's entry.
 """
 
 import multiprocessing
@@ -17,10 +18,12 @@ from tqdm.auto import tqdm
 
 from bnlib.cache import fingerprint_data, full_config, lookup, resolve_cache_dir, write_entry
 from bnlib.checks import check_integer
+from bnlib.config import BATCH_SIZE, LEARNING_RATE, SEED
 from bnlib.data import load_mnist
-from bnlib.models import count_parameters, make_mlp, mlp_arguments
-from bnlib.runs import run_config, train_mlp
-from bnlib.runtime import device as best_device
+from bnlib.models import count_parameters, mlp_arguments
+from bnlib.runs import lecture_description, lecture_key, mlp_spec, train_lecture_run
+from bnlib.runtime import resolve_device
+from bnlib.train import History
 
 
 class Variant:
@@ -34,8 +37,12 @@ class Variant:
         options = "".join(f", {name}={value!r}" for name, value in self.options.items())
         return f"Variant({self.name!r}{options})"
 
+    def spec(self):
+        """The ModelSpec of its runs (the same as `train_mlp_run`'s for these options)."""
+        return mlp_spec(self.options)
+
     def make_model(self):
-        return make_mlp(**self.options)
+        return self.spec().build()
 
 
 # The grid of notebook 03: the lecture's runs, each "no difference" claim as its own pair. make_mlp drops the
@@ -107,22 +114,17 @@ def epoch_means(values, num_epochs):
 
 
 def _row(variant, seed, record, cached):
-    history = record["history"]
-    final_train, test = history["train_acc"][-1], history["test_acc"]
+    history = History(**record["history"])
     return {
         "variant": variant.name,
         "seed": seed,
-        "final_train_acc": final_train,
-        "final_valid_acc": history["valid_acc"][-1],
-        "test_acc": test,
-        "best_valid_acc": max(history["valid_acc"]),
-        "train_test_gap": final_train - test,
-        "seconds_per_epoch": sum(history["epoch_seconds"]) / len(history["epoch_seconds"]),
+        **history.final_numbers(),
+        "best_valid_acc": max(history.valid_acc),
         "num_params": record["num_params"],
         "cached": cached,
-        "train_acc_curve": history["train_acc"],
-        "valid_acc_curve": history["valid_acc"],
-        "loss_curve": epoch_means(history["minibatch_loss"], len(history["train_acc"])),
+        "train_acc_curve": history.train_acc,
+        "valid_acc_curve": history.valid_acc,
+        "loss_curve": epoch_means(history.minibatch_loss, len(history.train_acc)),
     }
 
 
@@ -142,7 +144,7 @@ def _check_grid(variants, seeds):
 
 def _train(variant, seed, options, data, device):
     """(record, tensors) of one grid run, without a progress bar (the grid has its own)."""
-    return train_mlp(variant.options, seed=seed, **options, data=data, device=device, progress=False)
+    return train_lecture_run(variant.spec(), seed=seed, **options, data=data, device=device, progress=False)
 
 
 _worker_data = None  # each worker process receives the data set once, at start-up
@@ -186,11 +188,11 @@ def train_pending(pending, options, data, device, workers):
 
 def run_grid(
     variants=VARIANTS,
-    seeds=(123,),
+    seeds=(SEED,),
     *,
     num_epochs,
-    batch_size=256,
-    learning_rate=0.1,
+    batch_size=BATCH_SIZE,
+    learning_rate=LEARNING_RATE,
     data=None,
     device=None,
     cache_dir=None,
@@ -207,12 +209,13 @@ def run_grid(
     _check_grid(tuple(variants), tuple(seeds))
     check_integer("workers", workers, minimum=1)
     data = data if data is not None else load_mnist()
-    device = torch.device(device) if device is not None else best_device()
+    device = resolve_device(device)
     folder = resolve_cache_dir(cache_dir)
     options = {"num_epochs": num_epochs, "batch_size": batch_size, "learning_rate": learning_rate}
     runs = [(variant, seed) for variant in variants for seed in seeds]
     fingerprint = fingerprint_data(data)  # once: it reads every byte of the data
-    configs = [full_config(run_config(run[0].options, seed=run[1], **options), fingerprint, device) for run in runs]
+    configs = [full_config(lecture_key(variant.spec(), seed=seed, **options), fingerprint, device)
+               for variant, seed in runs]  # fmt: skip
     done = {}  # run index -> (record, cached)
     for index, config in enumerate(configs):
         entry = lookup(folder, config)
@@ -229,7 +232,8 @@ def run_grid(
                 )
                 break
             variant, seed = runs[index]
-            write_entry(folder, configs[index], *result, description=f"{variant.name}, seed {seed}")
+            description = lecture_description(variant.spec(), seed, num_epochs)
+            write_entry(folder, configs[index], *result, description=description)
             done[index] = (result[0], False)
             bar.update()
     rows = [_row(*runs[index], *done[index]) for index in sorted(done)]

@@ -11,6 +11,7 @@ import copy
 import torch
 
 from bnlib.checks import check_choice, check_integer, check_number
+from bnlib.config import BATCH_SIZE
 from bnlib.data import TensorLoader
 from bnlib.stats.batchnorm import with_per_batch_statistics
 from bnlib.stats.population import recalibrate
@@ -58,7 +59,13 @@ def shift_images(images, shift):
     return SHIFTS[check_choice("shift", shift, tuple(SHIFTS))](images)
 
 
-def accuracy_by_statistics(model, data, shift, batch_size=256, device=None):
+def shifted_accuracy(model, split, shift, batch_size=1000, device=None):
+    """Accuracy (%) of `model`, in the mode it is in, on the (images, labels) `split` shifted by `shift`."""
+    images, labels = split
+    return compute_accuracy(model, TensorLoader(shift_images(images, shift), labels, batch_size, device=device), device)
+
+
+def accuracy_by_statistics(model, data, shift, batch_size=BATCH_SIZE, device=None):
     """{statistics source: eval-mode test accuracy (%)} on `data.test` shifted by `shift`.
 
     The sources: the model's own running statistics from training; statistics re-estimated with

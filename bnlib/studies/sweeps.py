@@ -10,25 +10,25 @@ import math
 import pandas as pd
 import torch
 
-from bnlib.cache import cached
-from bnlib.checks import check_integer, check_number
-from bnlib.data import TensorLoader
-from bnlib.models import make_mlp, mlp_arguments
-from bnlib.runtime import device as best_device
-from bnlib.runtime import seed_everything
+from bnlib.checks import check_integer
+from bnlib.data import TensorLoader, training_loader
+from bnlib.runs import cached_run, describe_run, mlp_spec, run_key, stored_tensors
+from bnlib.runtime import resolve_device
 from bnlib.train import DIVERGENCE_FACTOR, DivergenceCheck, compute_accuracy, evaluation_mode, train_steps
 
 TRAINS_AT_ACCURACY = 90.0  # percent test accuracy
 NETWORKS = {"no BatchNorm": {}, "BatchNorm": {"bn": "before"}}  # the lecture's 784-75-45-10 ReLU MLP
+PROCEDURE = (f"SGD for a fixed number of epochs, stopped when the loss exceeds {DIVERGENCE_FACTOR:g} x its first "
+             "value or is not finite")
 
 
 def train_until_diverged(model, data, *, num_epochs, batch_size, learning_rate, seed, device):
-    """Train with SGD for `num_epochs`, stopping at divergence; returns (record, {}) with `diverged` and test accuracy.
+    """Train with SGD for `num_epochs`, stopping at divergence; (record, tensors) with `diverged` and test accuracy.
 
     `test_accuracy` (percent, eval mode) is None for a diverged run: its weights are no longer numbers to judge.
     """
     model.to(device)
-    loader = TensorLoader(*data.train, batch_size, shuffle=True, seed=seed, drop_last=True, device=device)
+    loader = training_loader(data.train, batch_size, seed, device)
     check = DivergenceCheck()
     optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
     history = train_steps(model, loader, optimizer, num_epochs * len(loader), device=device, on_step=check)
@@ -45,28 +45,23 @@ def train_until_diverged(model, data, *, num_epochs, batch_size, learning_rate, 
         "last_loss": last_loss if math.isfinite(last_loss) else None,  # JSON has no NaN or infinity
         "test_accuracy": accuracy,
     }
-    return record, {}
+    return record, stored_tensors(model)
 
 
 def sweep_run(model_options, data, *, learning_rate, seed, num_epochs, batch_size, device=None, cache_dir=None):
-    """One sweep run of `make_mlp(**model_options)` through the run cache; returns its CacheEntry."""
-    check_number("learning_rate", learning_rate, 0, None, low_open=True)
-    check_integer("num_epochs", num_epochs, minimum=1)
-    check_integer("batch_size", batch_size, minimum=1)
-    device = torch.device(device) if device is not None else best_device()
+    """One sweep run of `make_mlp(**model_options)`: a CachedRun, read from the run cache or trained."""
+    device = resolve_device(device)
+    model = mlp_spec(model_options)
+    settings = {"num_epochs": check_integer("num_epochs", num_epochs, minimum=1),
+                "batch_size": check_integer("batch_size", batch_size, minimum=1),
+                "seed": check_integer("seed", seed, minimum=0)}  # fmt: skip
+    key = run_key(PROCEDURE, model, learning_rate, **settings)
 
-    def build():
-        seed_everything(seed)
-        return make_mlp(**model_options)
+    def compute():
+        return train_until_diverged(model.build(seed), data, learning_rate=learning_rate, device=device, **settings)
 
-    settings = {"num_epochs": num_epochs, "batch_size": batch_size, "learning_rate": learning_rate, "seed": seed}
-    config = {"procedure": f"SGD for a fixed number of epochs, stopped when the loss exceeds "
-                           f"{DIVERGENCE_FACTOR:g} x its first value or is not finite",
-              "model": {"arguments": mlp_arguments(**model_options), "structure": str(build())},
-              "optimizer": "SGD", **settings}
-    return cached(config, lambda: train_until_diverged(build(), data, device=device, **settings), data=data,
-                  device=device, description=f"sweep run {model_options}, lr {learning_rate:g}, seed {seed}",
-                  cache_dir=cache_dir, verbose=False)
+    return cached_run(key, model, compute, data=data, device=device, cache_dir=cache_dir, verbose=False,
+                      description=describe_run(model, f"lr {learning_rate:g}", f"seed {seed}"))  # fmt: skip
 
 
 def sweep_table(settings, data, *, num_epochs, batch_size, device=None, cache_dir=None):
@@ -74,14 +69,14 @@ def sweep_table(settings, data, *, num_epochs, batch_size, device=None, cache_di
     learning_rate, seed (and any others, kept as columns); adds diverged, test_accuracy, trains, cached."""
     rows = []
     for setting in settings:
-        entry = sweep_run(setting["model_options"], data, learning_rate=setting["learning_rate"],
+        run = sweep_run(setting["model_options"], data, learning_rate=setting["learning_rate"],
                           seed=setting["seed"], num_epochs=num_epochs, batch_size=batch_size, device=device,
                           cache_dir=cache_dir)
-        accuracy = entry.record["test_accuracy"]
+        accuracy = run.record["test_accuracy"]
         rows.append({**{key: value for key, value in setting.items() if key != "model_options"},
-                     "diverged": entry.record["diverged"], "steps_trained": entry.record["steps_trained"],
+                     "diverged": run.record["diverged"], "steps_trained": run.record["steps_trained"],
                      "test_accuracy": math.nan if accuracy is None else accuracy,
-                     "trains": accuracy is not None and accuracy >= TRAINS_AT_ACCURACY, "cached": entry.cached})
+                     "trains": accuracy is not None and accuracy >= TRAINS_AT_ACCURACY, "cached": run.cached})
     return pd.DataFrame(rows)
 
 

@@ -2,18 +2,18 @@
 
 import pandas as pd
 
+# History.final_numbers() -> the table's column names
+SUMMARY_COLUMNS = {
+    "final_train_acc": "train acc (%)",
+    "final_valid_acc": "valid acc (%)",
+    "test_acc": "test acc (%)",
+    "train_test_gap": "train - test gap",
+    "seconds_per_epoch": "s / epoch",
+    "epochs": "epochs",
+}
+
 
 def summarize_histories(histories):
     """One row per run of a {name: History} dict: final train/valid/test accuracy (%), gap and seconds per epoch."""
-    rows = {
-        name: {
-            "train acc (%)": history.train_acc[-1],
-            "valid acc (%)": history.valid_acc[-1],
-            "test acc (%)": history.test_acc,
-            "train - test gap": history.train_acc[-1] - history.test_acc if history.test_acc is not None else None,
-            "s / epoch": sum(history.epoch_seconds) / len(history.epoch_seconds),
-            "epochs": len(history.train_acc),
-        }
-        for name, history in histories.items()
-    }
-    return pd.DataFrame.from_dict(rows, orient="index").round(2)
+    rows = {name: history.final_numbers() for name, history in histories.items()}
+    return pd.DataFrame.from_dict(rows, orient="index").rename(columns=SUMMARY_COLUMNS).round(2)

@@ -26,7 +26,7 @@ def inline_forced():
 
 
 def browser_figures_enabled():
-    """True where the explorer may draw in the browser (bnlib.widgets.explorer_browser): anywidget imports and
+    """True where the explorer may draw in the browser (bnlib.widgets.browser_display): anywidget imports and
     `BNLIB_BACKEND` is not "inline"."""
     if inline_forced():
         return False

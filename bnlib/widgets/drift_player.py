@@ -3,22 +3,17 @@
 One histogram per network, all from the same tracked images, on a fixed x axis (the y axis fits each
 step's counts), so the class sees the input drift without BatchNorm and hold still with it. The
 figure is made once; a new step only changes the bar heights, the percentile lines, the titles and
-the y limits, then redraws. With ipympl the canvas
-is a live widget; otherwise the figure is shown as a PNG re-rendered after each change.
+the y limits, then redraws. Its display (`bnlib.widgets.displays`) is ipympl's canvas where ipympl draws,
+else a PNG image re-rendered after each change.
 """
 
-import base64
-import io
 import traceback
 
 import ipywidgets as widgets
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
-from matplotlib.figure import Figure
 
 from bnlib.studies.figure1 import PERCENTILES
-from bnlib.widgets.backend import ipympl_active
+from bnlib.widgets.displays import choose_display, figure_display, new_figure, with_png
 
 RANGE_PERCENTILES = (0.5, 99.5)  # a network's x axis spans these percentiles of all its inputs at all steps
 
@@ -34,22 +29,12 @@ def histogram_counts(values, edges):
     return np.histogram(np.clip(values, edges[0], edges[-1]), edges)[0]
 
 
-def _make_figure(figsize, count):
-    if ipympl_active():
-        with plt.ioff():  # shown inside this widget, not by the notebook
-            figure = plt.figure(figsize=figsize, layout="constrained")
-        figure.canvas.header_visible = False
-    else:
-        figure = Figure(figsize=figsize, layout="constrained")
-        FigureCanvasAgg(figure)
-    return figure, figure.subplots(1, count, squeeze=False)[0]
-
-
 class DriftPlayer(widgets.VBox):
     """Controls `step` (an IntSlider over the tracked steps) and `play`, a figure with one histogram per network.
 
     `samples`: {network: (checkpoints, images) array of the tracked input}; `steps`: the checkpoints' steps.
-    `bars` and `lines` ({network: artist / [one line per percentile]}) expose what is drawn; errors go to `output`.
+    `figure`, `bars` and `lines` ({network: artist / [one line per percentile]}) expose what is drawn, `display`
+    shows it (a CanvasDisplay or ImageDisplay); errors go to `output`.
     """
 
     def __init__(self, steps, samples, *, bins=40, figsize=(10, 3.6), unit_label="input to the sigmoid"):
@@ -62,15 +47,15 @@ class DriftPlayer(widgets.VBox):
         self.play = widgets.Play(value=self.step.value, min=self.step.min, max=self.step.max, step=stride,
                                  interval=100, description="play")
         widgets.link((self.play, "value"), (self.step, "value"))  # in the kernel: works without a front end too
-        self.figure, axes = _make_figure(figsize, len(self.samples))
-        self.canvas = self.figure.canvas
-        self.image = widgets.Image(format="png")
+        display = choose_display(in_browser=False)  # the browser display draws the explorer's lines only
+        self.figure = new_figure(display, figsize, layout="constrained")
+        self.display = figure_display(display, self.figure)
         self.bars, self.lines = {}, {}
+        axes = self.figure.subplots(1, len(self.samples), squeeze=False)[0]
         for ax, (name, values) in zip(axes, self.samples.items(), strict=True):
             self._make_panel(ax, name, values, unit_label)
         self.output = widgets.Output()
-        display_area = self.canvas if isinstance(self.canvas, widgets.DOMWidget) else self.image
-        super().__init__([widgets.HBox([self.play, self.step]), display_area, self.output])
+        super().__init__([widgets.HBox([self.play, self.step]), self.display.widget, self.output])
         self.step.observe(lambda change: self.update(), names="value")
         self.last_error = None
         self.update()
@@ -98,27 +83,12 @@ class DriftPlayer(widgets.VBox):
                 for line, value in zip(self.lines[name], quantiles, strict=True):
                     line.set_xdata([value, value])
                 self.bars[name].axes.set_title(f"{name}, step {self.steps[index]}: median {quantiles[1]:+.2f}")
-            self._render()
+            self.display.render()
             self.last_error = None
         except Exception as error:  # shown under the figure instead of vanishing into the widget log
             self.last_error = error
             self.output.append_stderr(traceback.format_exc())
 
-    def png(self):
-        """The figure as PNG bytes, as it is drawn now."""
-        buffer = io.BytesIO()
-        self.figure.savefig(buffer, format="png")
-        return buffer.getvalue()
-
-    def _render(self):
-        if isinstance(self.canvas, widgets.DOMWidget):
-            self.canvas.draw_idle()
-        else:
-            self.image.value = self.png()
-
     def _repr_mimebundle_(self, **kwargs):
         """The widget view, plus a PNG of the current state for places where widgets do not run."""
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is not None:
-            bundle["image/png"] = base64.b64encode(self.png()).decode("ascii")
-        return bundle
+        return with_png(super()._repr_mimebundle_(**kwargs), self.display)

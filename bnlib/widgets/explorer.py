@@ -2,13 +2,12 @@
 
 Nothing is retrained: running statistics never feed back into training, so the explorer replays
 the recorded batch statistics with the chosen momentum (`bnlib.stats.running`). The figure
-(`bnlib.widgets.explorer_figure`) is made once; each change updates its artists in place. With ipympl
-(the widget backend) the canvas is a live widget; otherwise the figure is shown as a PNG
-re-rendered after each change (the fallback). Either way the explorer's output also carries a PNG
-of its current state, which static views (HTML export, a saved notebook) show.
+(`bnlib.widgets.explorer_figure`) is made once; each change updates its artists in place and its display,
+chosen once when the explorer is made (`bnlib.widgets.displays`), shows it: in the browser (anywidget),
+on ipympl's canvas, or as a PNG image. Whichever it is, the explorer's output also carries a PNG of its
+current state, which static views (HTML export, a saved notebook) show.
 """
 
-import base64
 import bisect
 import traceback
 
@@ -18,7 +17,7 @@ import numpy as np
 from bnlib.stats.evaluation import KeptWeightsEvaluator
 from bnlib.stats.population import population_at_steps
 from bnlib.stats.running import running_stats_at
-from bnlib.widgets.backend import browser_figures_enabled
+from bnlib.widgets.displays import check_display, choose_display, figure_display, with_png
 from bnlib.widgets.explorer_figure import MAX_DOTS, ExplorerFigure, View
 
 
@@ -38,12 +37,16 @@ def play_frames(total_steps, count=150):
 class MomentumExplorer(widgets.VBox):
     """Controls (`momentum`, `cumulative`, `layer`, `unit`, `step`, `play`, `view`), a two-panel figure and `readout`.
 
-    `update()` redraws from the controls' values (every control calls it); `figure`, `canvas` and
-    `panels` ({"mean": Panel, "var": Panel}) expose what is drawn; errors go to `output`.
+    `display` ("browser", "canvas" or "image"; None: `choose_display()`) says where the figure is shown; the
+    display object is `display`, its widget sits in the layout. `update()` redraws from the controls' values
+    (every control calls it); `figure` and `panels` ({"mean": Panel, "var": Panel}) expose what is drawn;
+    errors go to `output`.
     """
 
-    def __init__(self, recorder, test_loader, population_loader=None, *, step=None, steps_per_epoch=None,
-                 momentum=0.1, device=None, max_dots=MAX_DOTS, max_reference_steps=16, figsize=(8, 5.5)):
+    def __init__(self, recorder, test_loader, population_loader=None, *, display=None, step=None,
+                 steps_per_epoch=None, momentum=0.1, device=None, max_dots=MAX_DOTS, max_reference_steps=16,
+                 figsize=(8, 5.5)):  # fmt: skip
+        display = check_display(choose_display() if display is None else display)
         self.recorder = recorder
         batch = {name: {"mean": layer.mean.numpy(), "var": layer.var.numpy()}
                  for name, layer in recorder.recording.items()}  # name -> statistic -> (steps, units)
@@ -57,18 +60,25 @@ class MomentumExplorer(widgets.VBox):
         self._accuracy_cache = {}
         self.last_error = None
         self._build_controls(batch, momentum, self.total_steps if step is None else step)
-        self.plot = ExplorerFigure(batch, self.reference, max_dots=max_dots, figsize=figsize)
-        self.figure, self.canvas, self.panels = self.plot.figure, self.plot.canvas, self.plot.panels
-        self.image = widgets.Image(format="png")
+        self.plot = ExplorerFigure(batch, self.reference, display=display, max_dots=max_dots, figsize=figsize)
+        self.figure, self.panels = self.plot.figure, self.plot.panels
+        self.display = self._make_display(display)
         self.output = widgets.Output()
-        display_area = self.canvas if isinstance(self.canvas, widgets.DOMWidget) else self.image
-        super().__init__([self.controls, self.caption, display_area, self.readout, self.output])
+        super().__init__([self.controls, self.caption, self.display.widget, self.readout, self.output])
         for control in (self.momentum, self.cumulative, self.layer, self.unit, self.step, self.view):
             control.observe(self._on_change, names="value")
         self.play.observe(self._on_play, names="value")
         self.step.observe(self._on_step, names="value")
         self._syncing_play = False
         self._on_change()
+
+    def _make_display(self, display):
+        """The display object for `display`, showing this explorer's figure."""
+        if display == "browser":
+            from bnlib.widgets.browser_display import BrowserDisplay  # here: anywidget is needed by this one only
+
+            return BrowserDisplay(self.plot, self.momentum, self.cumulative)
+        return figure_display(display, self.figure)
 
     def _build_controls(self, batch, momentum, step):
         names, fit = list(batch), {"description_width": "initial"}  # labels at their natural width
@@ -138,7 +148,7 @@ class MomentumExplorer(widgets.VBox):
             self.plot.show(view)
             self.caption.value = self._caption(view)
             self.readout.value = self._readout(view)
-            self._render()
+            self.display.render()
             self.last_error = None
         except Exception as error:  # shown under the figure instead of vanishing into the widget log
             self.last_error = error
@@ -166,18 +176,9 @@ class MomentumExplorer(widgets.VBox):
             where += f", the recorded step nearest to step {view.step}"
         return f"Eval-mode test accuracy with {where}, running statistics from {rule}: {accuracy:.2f} %"
 
-    def _render(self):
-        if isinstance(self.canvas, widgets.DOMWidget):
-            self.canvas.draw_idle()
-        else:
-            self.image.value = self.plot.png()
-
     def _repr_mimebundle_(self, **kwargs):
         """The widget view, plus a PNG of the current state for places where widgets do not run."""
-        bundle = super()._repr_mimebundle_(**kwargs)
-        if bundle is not None:
-            bundle["image/png"] = base64.b64encode(self.plot.png()).decode("ascii")
-        return bundle
+        return with_png(super()._repr_mimebundle_(**kwargs), self.display)
 
 
 def momentum_explorer(recorder, test_loader, population_loader=None, *, in_browser=None, **options):
@@ -187,16 +188,9 @@ def momentum_explorer(recorder, test_loader, population_loader=None, *, in_brows
     draws the whole-training-set statistics at up to `max_reference_steps` kept steps as the
     reference (one pass over it per step). `in_browser` (default: where anywidget imports and
     `BNLIB_BACKEND` is not "inline") draws the momentum-dependent lines in the browser, so that a
-    slider step shows within a frame instead of after a kernel round trip (bnlib.widgets.explorer_browser).
+    slider step shows within a frame instead of after a kernel round trip (bnlib.widgets.browser_display);
+    otherwise the figure is ipympl's canvas where ipympl draws, else a PNG image.
     Options: `step` (default: the last), `steps_per_epoch`, `momentum`, `device`, `max_dots`,
     `max_reference_steps`, `figsize`.
     """
-    if in_browser is None:
-        in_browser = browser_figures_enabled()
-    if in_browser:
-        from bnlib.widgets.explorer_browser import (
-            BrowserMomentumExplorer,  # imported here: it builds on MomentumExplorer
-        )
-
-        return BrowserMomentumExplorer(recorder, test_loader, population_loader, **options)
-    return MomentumExplorer(recorder, test_loader, population_loader, **options)
+    return MomentumExplorer(recorder, test_loader, population_loader, display=choose_display(in_browser), **options)

@@ -1,6 +1,7 @@
-// The momentum explorer's figure in the browser (bnlib/explorer_browser.py): a PNG background from matplotlib
-// (axes, ticks, labels, batch dots, legend) and, drawn here over it, what depends on the momentum: the running
-// buffer replayed with PyTorch's rule, its marker at the current step, and the whole-training-set reference.
+// The momentum explorer's figure in the browser (bnlib/widgets/browser_display.py): a PNG background from
+// matplotlib (axes, ticks, labels, batch dots, legend) and, drawn here over it, what depends on the momentum:
+// the running buffer replayed with PyTorch's rule, its marker at the current step, and the whole-training-set
+// reference.
 // A momentum change redraws at once, without a round trip to the kernel.
 
 // running = (1 - momentum) * running + momentum * batch, row 0 = init; momentum null: the cumulative average.

@@ -1,22 +1,19 @@
 """The momentum explorer's two-panel figure: batch statistics, running buffer and whole-set reference of one unit.
 
-Made once; `show(view)` updates the artists in place. Only the running line, the markers and the
-spines change with the momentum, so they are the `dynamic` artists of a CachedBackgroundFigure.
+Made once, on the figure of the explorer's display (`bnlib.widgets.displays`); `show(view)` updates the
+artists in place. Only the running line, the markers and the spines change with the momentum, so they are
+the `dynamic` artists of a CachedBackgroundFigure.
 """
 
-import io
 import math
 from dataclasses import dataclass
 
-import matplotlib.image
-import matplotlib.pyplot as plt
 import numpy as np
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.ticker import FormatStrFormatter, LogLocator, MaxNLocator, NullLocator
 
 from bnlib.stats import running
-from bnlib.widgets.backend import ipympl_active
 from bnlib.widgets.cached_figure import CachedBackgroundFigure
+from bnlib.widgets.displays import new_figure
 
 MAX_DOTS = 2000  # batch statistics drawn per panel; the running line is always drawn exactly
 INITIAL_VALUES = {"mean": 0.0, "var": 1.0}  # what nn.BatchNorm1d starts its buffers at
@@ -70,28 +67,17 @@ def thin(count, limit):
     return np.arange(0, count, max(1, math.ceil(count / limit)))
 
 
-def _make_figure(figsize):
-    """A CachedBackgroundFigure on ipympl's widget canvas when ipympl draws, else on a plain Agg canvas."""
-    if ipympl_active():
-        with plt.ioff():  # shown inside the explorer widget, not by the notebook
-            figure = plt.figure(figsize=figsize, FigureClass=CachedBackgroundFigure)
-        figure.canvas.header_visible = False
-    else:
-        figure = CachedBackgroundFigure(figsize=figsize)
-        FigureCanvasAgg(figure)
-    # Fixed margins: a layout engine would re-measure every label on each redraw (most of the draw time).
-    figure.subplots_adjust(left=0.1, right=0.98, top=0.92, bottom=0.1, hspace=0.08)
-    return figure
-
-
 class ExplorerFigure:
     """Two panels (means, variances) for `batch` ({layer: {"mean"/"var": (steps, units)}}) and an optional
-    `reference` ({layer: (kept steps, means, variances)}); `figure`, `canvas` and `panels` are what is drawn."""
+    `reference` ({layer: (kept steps, means, variances)}), on a new figure for `display` ("canvas" or another
+    of `bnlib.widgets.displays.DISPLAYS`); `figure` and `panels` are what is drawn, `view` the View last shown."""
 
-    def __init__(self, batch, reference=None, *, max_dots=MAX_DOTS, figsize=(8, 5.5)):
+    def __init__(self, batch, reference=None, *, display, max_dots=MAX_DOTS, figsize=(8, 5.5)):
         self.batch, self.reference, self.max_dots = batch, reference, max_dots
-        self.figure = _make_figure(figsize)
-        self.canvas = self.figure.canvas
+        self.figure = new_figure(display, figsize, figure_class=CachedBackgroundFigure)
+        # Fixed margins: a layout engine would re-measure every label on each redraw (most of the draw time).
+        self.figure.subplots_adjust(left=0.1, right=0.98, top=0.92, bottom=0.1, hspace=0.08)
+        self.view = None
         # Not sharex, and labels at fixed places: both would make every draw measure all tick labels.
         mean_axes, var_axes = self.figure.subplots(2, 1)
         self.panels = {key: self._make_panel(axes, key) for key, axes in (("mean", mean_axes), ("var", var_axes))}
@@ -136,6 +122,7 @@ class ExplorerFigure:
             self._update_panel(panel, key, view, static_changed)
             set_limits(panel.axes.set_xlim, panel.axes.get_xlim(), (0, max(view.x_max, 1)))
         self._static_key = view.static_key
+        self.view = view
 
     def _update_panel(self, panel, key, view, static_changed):
         batch, init = self.batch[view.layer][key][:, view.unit], INITIAL_VALUES[key]
@@ -160,15 +147,3 @@ class ExplorerFigure:
             visible = visible[visible > 0]  # a dead unit's variance of 0 has no place on a log axis
         low, high = visible.min(initial=init), visible.max(initial=init)
         set_limits(axes.set_ylim, axes.get_ylim(), padded_limits(low, high, log))
-
-    def png(self):
-        """The figure as PNG bytes, as it is drawn now.
-
-        Drawn as a screen draw (over the cached background, not savefig's full draw) into the Agg
-        buffer, and compressed lightly: the image fallback re-renders it on every slider move.
-        """
-        FigureCanvasAgg.draw(self.canvas)  # ipympl's canvas is an Agg canvas too; this sends nothing to the page
-        buffer = io.BytesIO()
-        matplotlib.image.imsave(buffer, np.asarray(self.canvas.buffer_rgba()), format="png",
-                                pil_kwargs={"compress_level": 1})
-        return buffer.getvalue()

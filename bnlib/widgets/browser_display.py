@@ -1,4 +1,4 @@
-"""The momentum explorer with its momentum-dependent lines drawn in the browser: a slider step shows in a frame.
+"""The momentum explorer's browser display: its momentum-dependent lines drawn in the browser, a slider step in a frame.
 
 With ipympl every slider step goes kernel -> replay -> matplotlib draw -> PNG diff -> browser (~120-180 ms
 in JupyterLab). Here matplotlib draws only what does not depend on the momentum (axes, ticks, labels, batch
@@ -6,7 +6,8 @@ dots, legend) into a PNG background, and the browser (`explorer_canvas.js`, an a
 average for the slider's momentum with PyTorch's rule and draws the running line, its marker and the
 whole-training-set reference over it. The momentum slider and the cumulative checkbox are linked to the figure
 in the browser (`jslink`), so a momentum step needs no kernel round trip; the accuracy readout still comes from
-the kernel, and a new step, unit, layer or x axis sends a new background.
+the kernel, and a new step, unit, layer or x axis sends a new background. Imported only where this display is
+chosen: anywidget may be missing (then `bnlib.widgets.displays` offers the canvas or image display).
 """
 
 import io
@@ -18,7 +19,7 @@ import numpy as np
 import traitlets
 from matplotlib.colors import to_hex
 
-from bnlib.widgets.explorer import MomentumExplorer
+from bnlib.widgets.displays import FigureDisplay
 from bnlib.widgets.explorer_figure import INITIAL_VALUES
 
 
@@ -61,31 +62,28 @@ def line_style(line, dpi):
     }
 
 
-class BrowserMomentumExplorer(MomentumExplorer):
-    """A MomentumExplorer (same controls, readout, tests and PNG for static views) whose figure is a BrowserFigure."""
+class BrowserDisplay(FigureDisplay):
+    """The explorer's display in the browser: `widget` (a BrowserFigure), `render()` sends what changed of
+    `plot` (an ExplorerFigure, at the View it last showed), `png()` the whole figure for static views.
 
-    def __init__(self, *args, **kwargs):
-        self.browser_figure = None  # the parent's first update runs before it exists
-        super().__init__(*args, **kwargs)
-        # The momentum and the checkbox reach the figure in the browser (jslink), never from the kernel: a kernel
-        # update for an older slider value would move the lines back while the slider moves on.
-        self.browser_figure = BrowserFigure(momentum=self.momentum.value, cumulative=self.cumulative.value)
+    The `momentum` slider and the `cumulative` checkbox reach the figure in the browser (`links`, jslink), never
+    from the kernel: a kernel update for an older slider value would move the lines back while the slider moves on.
+    """
+
+    def __init__(self, plot, momentum, cumulative):
+        super().__init__(plot.figure)
+        self.plot = plot
+        self.widget = BrowserFigure(momentum=momentum.value, cumulative=cumulative.value)
+        self.links = [widgets.jslink((momentum, "value"), (self.widget, "momentum")),
+                      widgets.jslink((cumulative, "value"), (self.widget, "cumulative"))]
         self._background_key = self._series_key = None  # what the browser has
-        self.children = [self.browser_figure if child in (self.canvas, self.image) else child
-                         for child in self.children]
-        self.links = [widgets.jslink((self.momentum, "value"), (self.browser_figure, "momentum")),
-                      widgets.jslink((self.cumulative, "value"), (self.browser_figure, "cumulative"))]
-        self.browser_figure.observe(self._on_pixel_ratio, names="pixel_ratio")
-        self.update()
+        self.widget.observe(self._on_pixel_ratio, names="pixel_ratio")
 
-    def _render(self):
+    def render(self):
         """Send what changed: the unit's series, a new background when anything but the momentum did, the step."""
-        figure = self.browser_figure
-        if figure is None:
-            return
-        view, plot = self.current_view(), self.plot
+        figure, plot, view = self.widget, self.plot, self.plot.view
         dpi = self._css_dpi()
-        width, height = (int(round(size * dpi)) for size in plot.figure.get_size_inches())
+        width, height = (int(round(size * dpi)) for size in self.figure.get_size_inches())
         with figure.hold_sync():
             if (view.layer, view.unit) != self._series_key:
                 batch = plot.batch[view.layer]
@@ -103,19 +101,19 @@ class BrowserMomentumExplorer(MomentumExplorer):
             figure.step = view.step
 
     def _css_dpi(self):
-        """Figure pixels per inch at one device pixel per CSS pixel: an ipympl canvas, even one never shown,
-        multiplies the figure's dpi by the screen's pixel ratio (matplotlib's `device_pixel_ratio`)."""
-        return self.plot.figure.dpi / self.plot.figure.canvas.device_pixel_ratio
+        """Figure pixels per inch at one device pixel per CSS pixel: a canvas told the screen's pixel ratio (as
+        ipympl's front end tells its canvas) multiplies the figure's dpi by it (matplotlib's `device_pixel_ratio`)."""
+        return self.figure.dpi / self.figure.canvas.device_pixel_ratio
 
     def _on_pixel_ratio(self, change):
         """A high-density screen: render the background again with that many pixels per CSS pixel."""
         self._background_key = None
-        self._render()
+        self.render()
 
     def _reference(self, view):
-        if self.reference is None:
+        if self.plot.reference is None:
             return {}
-        steps, means, variances = self.reference[view.layer]
+        steps, means, variances = self.plot.reference[view.layer]
         return {"steps": np.asarray(steps).tolist(), "mean": means[:, view.unit].tolist(),
                 "var": variances[:, view.unit].tolist()}
 
@@ -137,7 +135,7 @@ class BrowserMomentumExplorer(MomentumExplorer):
             artist.set_visible(False)
         try:
             buffer = io.BytesIO()
-            self.plot.figure.savefig(buffer, format="png", dpi=self._css_dpi() * self.browser_figure.pixel_ratio)
+            self.figure.savefig(buffer, format="png", dpi=self._css_dpi() * self.widget.pixel_ratio)
             return buffer.getvalue()
         finally:
             for artist in dynamic:

@@ -1,0 +1,6 @@
+"""What the tests share besides fixtures (those are in tests/conftest.py); imported as `tests.support.<module>`.
+
+splits: small MNISTSplits; cache_keys: keys under another torch or bnlib code; lab_server and notebook_page:
+the browser test's JupyterLab and page objects; execution: a notebook run in a fresh kernel in quick mode.
+Support modules never import test modules.
+"""

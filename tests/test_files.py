@@ -1,0 +1,49 @@
+"""bnlib.files.write_atomic: the whole payload or the old file, never a partial one, and readable by everyone."""
+
+import os
+
+import pytest
+
+from bnlib import files
+
+
+@pytest.fixture
+def private_umask():
+    """A umask that would make new files readable by their owner only (as mkstemp's 0600 does)."""
+    previous = os.umask(0o077)
+    yield
+    os.umask(previous)
+
+
+def test_the_written_file_has_mode_0644_whatever_the_umask(tmp_path, private_umask):
+    path = tmp_path / "entry.json"
+    files.write_atomic(path, b'{"a": 1}')
+    assert path.read_bytes() == b'{"a": 1}' and path.stat().st_mode & 0o777 == 0o644
+    files.write_atomic(path, b'{"a": 2}')  # replacing an existing file
+    assert path.read_bytes() == b'{"a": 2}' and path.stat().st_mode & 0o777 == 0o644
+    assert [child.name for child in tmp_path.iterdir()] == ["entry.json"]
+
+
+@pytest.mark.parametrize("interruption", [KeyboardInterrupt(), OSError("disk full")], ids=["Ctrl-C", "disk full"])
+def test_an_interrupted_write_leaves_the_old_file_and_no_temporary_file(tmp_path, monkeypatch, interruption):
+    path = tmp_path / "entry.json"
+    files.write_atomic(path, b"old")
+
+    def interrupt(descriptor):  # after the bytes are written, before the rename
+        raise interruption
+
+    monkeypatch.setattr(files.os, "fsync", interrupt)
+    with pytest.raises(type(interruption)):
+        files.write_atomic(path, b"new, longer than the old")
+    assert path.read_bytes() == b"old"
+    assert [child.name for child in tmp_path.iterdir()] == ["entry.json"]
+
+
+def test_an_interrupted_first_write_leaves_nothing(tmp_path, monkeypatch):
+    def interrupt(path, mode):  # the last step before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(files.os, "chmod", interrupt)
+    with pytest.raises(KeyboardInterrupt):
+        files.write_atomic(tmp_path / "entry.json", b"new")
+    assert list(tmp_path.iterdir()) == []
