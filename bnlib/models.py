@@ -119,6 +119,16 @@ def linear_bias(linear):
     return torch.zeros(linear.out_features, dtype=linear.weight.dtype, device=linear.weight.device)
 
 
+def first_linear(model):
+    """The first nn.Linear of `model`, in module order (an MLP's first hidden layer)."""
+    return next(module for module in model.modules() if isinstance(module, nn.Linear))
+
+
+def output_layer(model):
+    """The last nn.Linear of `model`, in module order (an MLP's output layer)."""
+    return [module for module in model.modules() if isinstance(module, nn.Linear)][-1]
+
+
 def count_parameters(model):
     """Number of trainable parameters (buffers such as running_mean are not parameters)."""
     return sum(parameter.numel() for parameter in model.parameters() if parameter.requires_grad)

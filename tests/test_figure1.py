@@ -2,6 +2,7 @@
 and tracking that leaves the running statistics (and training) untouched."""
 
 import copy
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -76,6 +77,8 @@ def test_percentiles_and_their_movement():
     later = np.percentile(samples[2:], (15, 50, 85), axis=1)
     np.testing.assert_allclose(moved, later.max(axis=1) - later.min(axis=1))
     assert moved.shape == (3,) and np.all(moved > 1.5)
+    run = SimpleNamespace(record={"tracked_steps": steps}, tensors={"unit_inputs": torch.from_numpy(samples)})
+    assert paper_figure.largest_movement(run, after_step=100) == pytest.approx(moved.max(), rel=1e-12)
 
 
 def test_first_step_reaching():

@@ -1,11 +1,14 @@
 """What each freezing choice lets change when fine-tuning, and the cached fine-tuning run."""
 
+import copy
+
 import pytest
 import torch
 
-from bnlib.models import make_mlp
+from bnlib.models import first_linear, freeze_batchnorm, make_mlp, output_layer
 from bnlib.runs import CachedRun
-from bnlib.studies.fine_tuning import FREEZE_CHOICES, fine_tuned_run, prepare_fine_tuning
+from bnlib.stats.batchnorm import batchnorm_layers, first_batchnorm
+from bnlib.studies.fine_tuning import FREEZE_CHOICES, fine_tuned_run, one_training_step, prepare_fine_tuning
 from tests.support.splits import random_splits
 
 
@@ -57,3 +60,27 @@ def test_prepare_fine_tuning_returns_the_trained_parameters():
     with pytest.raises(ValueError, match="choice must be one of"):
         prepare_fine_tuning(model, "freeze everything")
     assert len(FREEZE_CHOICES) == 3
+
+
+def test_one_training_step_moves_a_hand_frozen_batchnorm_but_not_a_frozen_one():
+    torch.manual_seed(0)
+    pretrained = make_mlp((16, 8), bn="before").eval()
+    images, labels = torch.rand(32, 1, 28, 28), torch.randint(0, 10, (32,))
+    naive = copy.deepcopy(pretrained).requires_grad_(False)
+    output_layer(naive).requires_grad_(True)
+    for _, layer in batchnorm_layers(naive):
+        layer.eval()  # undone by the step's model.train()
+    layer = first_batchnorm(naive)
+    with torch.no_grad():  # what PyTorch's rule gives the running mean after one train-mode batch
+        batch_mean = first_linear(naive)(images.flatten(1)).mean(0)
+    expected = ((1 - layer.momentum) * layer.running_mean + layer.momentum * batch_mean - layer.running_mean)
+    changes = one_training_step(naive, images, labels, learning_rate=0.1)
+    assert changes["first BatchNorm in train mode"] is True
+    torch.testing.assert_close(torch.tensor(changes["max change of running_mean"]), expected.abs().max(),
+                               rtol=1e-5, atol=1e-7)  # fmt: skip
+    assert changes["max change of weight"] == 0.0 and changes["max change of bias"] == 0.0  # no gradients
+    frozen = freeze_batchnorm(copy.deepcopy(pretrained).requires_grad_(False))
+    output_layer(frozen).requires_grad_(True)
+    changes = one_training_step(frozen, images, labels, learning_rate=0.1)
+    assert changes["first BatchNorm in train mode"] is False
+    assert all(value == 0.0 for name, value in changes.items() if name.startswith("max change"))

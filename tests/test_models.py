@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch import nn
 
-from bnlib.models import count_parameters, linear_bias, make_mlp, mlp_arguments
+from bnlib.models import count_parameters, first_linear, linear_bias, make_mlp, mlp_arguments, output_layer
 
 
 def layer_types(model):
@@ -212,3 +212,15 @@ def test_linear_bias_is_the_bias_or_zeros_giving_the_same_map():
     assert torch.equal(zeros, torch.zeros(2, dtype=torch.float64)) and zeros.dtype == without_bias.weight.dtype
     inputs = torch.randn(4, 3, dtype=torch.float64)
     torch.testing.assert_close(without_bias(inputs), inputs @ without_bias.weight.T + zeros, rtol=0, atol=0)
+
+
+def test_first_linear_output_layer_and_first_batchnorm_name_layers_by_role():
+    from bnlib.stats.batchnorm import first_batchnorm
+
+    model = make_mlp((16, 8), bn="after")
+    linears = [module for module in model if isinstance(module, nn.Linear)]
+    assert first_linear(model) is linears[0] and output_layer(model) is linears[-1]
+    assert output_layer(model).out_features == 10 and first_linear(model).in_features == 784
+    assert first_batchnorm(model) is next(module for module in model if isinstance(module, nn.BatchNorm1d))
+    with pytest.raises(ValueError, match="no BatchNorm"):
+        first_batchnorm(make_mlp((16,)))

@@ -37,6 +37,15 @@ def test_notebook_is_committed_clean(path):
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
+def test_imports_sit_in_one_short_cell_at_the_top(path):
+    code = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    importing = [index for index, source in enumerate(code) if re.search(r"^(import |from \S+ import )", source, re.M)]
+    assert importing == [0], f"{path.name}: code cells {importing} import; only the first code cell may"
+    imports = [line for line in code[0].splitlines() if line.strip() and not line.startswith(("backend", "#"))]
+    assert len(imports) <= 14, f"{path.name}: {len(imports)} import lines; import modules, not long name lists"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_notebook_runs_in_quick_mode(path, tmp_path):
     notebook = execute_in_quick_mode(nbformat.read(path, as_version=4), NOTEBOOK_DIR)
     nbformat.write(notebook, tmp_path / path.name)  # keep the executed copy for a look when debugging

@@ -12,7 +12,16 @@ from bnlib.data import MNISTSplits
 from bnlib.models import count_parameters
 from bnlib.runs import lecture_key, mlp_spec
 from bnlib.studies import placement as experiments
-from bnlib.studies.placement import CURVE_COLUMNS, TABLE_COLUMNS, Variant, curves_long, derive_seeds, run_grid
+from bnlib.studies.placement import (
+    CLAIMS,
+    CURVE_COLUMNS,
+    TABLE_COLUMNS,
+    VARIANTS,
+    Variant,
+    curves_long,
+    derive_seeds,
+    run_grid,
+)
 from bnlib.train import History
 from tests.support.cache_keys import keys_with_other_versions
 from tests.support.splits import random_splits
@@ -211,3 +220,9 @@ def test_curves_long_has_one_row_per_epoch(tiny_data, tmp_path):
 
 
 # bnlib.studies.significance -----------------------------------------------------------------------------------
+
+
+def test_every_claim_compares_two_variants_of_the_grid():
+    names = {variant.name for variant in VARIANTS}
+    for claim in CLAIMS:
+        assert {claim.a, claim.b} <= names and claim.a != claim.b, claim.text

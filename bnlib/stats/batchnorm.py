@@ -19,6 +19,14 @@ def batchnorm_layers(model):
     return [(name, module) for name, module in model.named_modules() if isinstance(module, BATCHNORM_TYPES)]
 
 
+def first_batchnorm(model):
+    """The first BatchNorm layer of `model`, in module order."""
+    layers = batchnorm_layers(model)
+    if not layers:
+        raise ValueError("model has no BatchNorm layer")
+    return layers[0][1]
+
+
 def unit_view(inputs):
     """(N, C), (N, C, L) or (N, C, H, W) -> (values, C): one column per channel, as BatchNorm reduces them."""
     return inputs.transpose(0, 1).reshape(inputs.shape[1], -1).T

@@ -9,12 +9,12 @@ import math
 from dataclasses import dataclass
 
 import torch
-from torch import nn
 
 from bnlib.checks import check_integer, check_number
 from bnlib.data import training_loader
-from bnlib.models import make_mlp
+from bnlib.models import first_linear, make_mlp
 from bnlib.runtime import resolve_device, seed_everything
+from bnlib.stats.batchnorm import first_batchnorm
 from bnlib.train import evaluation_mode, train_one_epoch
 
 
@@ -32,14 +32,6 @@ def make_bias_pair(seed, bias_std=1.0, **model_options):
     with torch.no_grad():
         first_linear(pair["with bias"]).bias.normal_(0.0, bias_std)
     return pair
-
-
-def first_linear(model):
-    return next(layer for layer in model if isinstance(layer, nn.Linear))
-
-
-def first_batchnorm(model):
-    return next(layer for layer in model if isinstance(layer, nn.BatchNorm1d))
 
 
 class EvalSnapshots:

@@ -76,6 +76,11 @@ def percentile_movement(steps, unit_inputs, after_step, percentiles=PERCENTILES)
     return later.max(axis=0) - later.min(axis=0)
 
 
+def largest_movement(run, after_step):
+    """The largest percentile range (max - min) of a `tracked_run`'s input over the checkpoints after `after_step`."""
+    return percentile_movement(run.record["tracked_steps"], run.tensors["unit_inputs"], after_step).max()
+
+
 def first_step_reaching(record, accuracy):
     """The first measured step at which the test accuracy of `record` (from `train_and_track`) reached `accuracy`
     percent, or None when it never did: how fast a network trains."""

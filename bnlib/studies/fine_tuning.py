@@ -10,12 +10,14 @@ import copy
 import functools
 
 import torch
+import torch.nn.functional as F
 
 from bnlib.checks import check_choice, check_integer
 from bnlib.data import TensorLoader, training_loader
-from bnlib.models import freeze_batchnorm
+from bnlib.models import freeze_batchnorm, output_layer
 from bnlib.runs import ModelSpec, cached_run, run_key, stored_tensors
 from bnlib.runtime import resolve_device, seed_everything
+from bnlib.stats.batchnorm import first_batchnorm
 from bnlib.studies.shift import shift_images
 from bnlib.train import compute_accuracy, train_one_epoch
 
@@ -33,10 +35,25 @@ def prepare_fine_tuning(model, choice):
     if choice == "full fine-tuning":
         return list(model.parameters())
     model.requires_grad_(False)
-    model[-1].requires_grad_(True)
+    output_layer(model).requires_grad_(True)
     if choice == "BatchNorm frozen":
         freeze_batchnorm(model)
-    return list(model[-1].parameters())
+    return list(output_layer(model).parameters())
+
+
+def one_training_step(model, images, labels, learning_rate):
+    """One SGD step as every training loop takes it: `model.train()`, then a step on the parameters that require
+    gradients. Returns whether the first BatchNorm is then in train mode and how far each of its tensors moved."""
+    layer = first_batchnorm(model)
+    before = {name: tensor.clone() for name, tensor in layer.state_dict().items()}
+    optimizer = torch.optim.SGD([parameter for parameter in model.parameters() if parameter.requires_grad],
+                                lr=learning_rate)  # fmt: skip
+    model.train()
+    F.cross_entropy(model(images), labels).backward()
+    optimizer.step()
+    after = layer.state_dict()
+    return {"first BatchNorm in train mode": layer.training,
+            **{f"max change of {name}": (after[name] - before[name]).abs().max().item() for name in before}}
 
 
 def fine_tuning_start(pretrained, choice):

@@ -23,6 +23,7 @@ from bnlib.data import load_mnist
 from bnlib.models import count_parameters, mlp_arguments
 from bnlib.runs import lecture_description, lecture_key, mlp_spec, train_lecture_run
 from bnlib.runtime import resolve_device
+from bnlib.studies.significance import Claim
 from bnlib.train import History
 
 
@@ -56,6 +57,28 @@ VARIANTS = (
     Variant("BN after ReLU + dropout", bn="after", dropout=0.5),
     Variant("dropout, no BN", dropout=0.5),
 )
+
+# What the lecture claims about these variants (asked_by="us": questions we add), judged in notebook 03.
+CLAIMS = (
+    Claim("Bias on or off before BatchNorm makes no difference",
+          a="BN before ReLU, with bias", b="BN before ReLU, no bias"),
+    Claim("BatchNorm before or after the ReLU makes no difference",
+          a="BN after ReLU", b="BN before ReLU, no bias"),
+    Claim("With dropout, ReLU → BN → Dropout and 'BAD' (BN → ReLU → Dropout) did not differ in its runs",
+          a="BN after ReLU + dropout", b="BN before ReLU + dropout"),
+    Claim("Dropout lowers the test accuracy, slightly in the lecture (with BatchNorm)",
+          a="BN before ReLU + dropout", b="BN before ReLU, no bias", expected="lower"),
+    Claim("Dropout lowers the test accuracy, slightly in the lecture (without BatchNorm)",
+          a="dropout, no BN", b="no BN", expected="lower"),
+    Claim("Dropout shrinks the train − test gap (with BatchNorm)",
+          a="BN before ReLU + dropout", b="BN before ReLU, no bias", metric="train_test_gap", expected="lower"),
+    Claim("Dropout shrinks the train − test gap (without BatchNorm)",
+          a="dropout, no BN", b="no BN", metric="train_test_gap", expected="lower"),
+    Claim("Does ReLU → BN → Dropout do better than 'BAD' (BN → ReLU → Dropout) here?",
+          a="BN after ReLU + dropout", b="BN before ReLU + dropout", expected="higher", asked_by="us"),
+    Claim("Do BatchNorm and the plain MLP reach the same test accuracy?",
+          a="BN before ReLU, no bias", b="no BN", asked_by="us"),
+)  # fmt: skip
 
 TABLE_COLUMNS = [
     "variant",
