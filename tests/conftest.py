@@ -49,7 +49,7 @@ def recorded_run(mnist):
     from bnlib.stats.recording import BatchStatsRecorder, checkpoint_steps
     from bnlib.train import train_model
 
-    images, labels = (tensor[:2048] for tensor in mnist.train)
+    images, labels = mnist.split("train", 2048)
     train = TensorLoader(images, labels, 64, shuffle=True, seed=0, drop_last=True)
     torch.manual_seed(0)
     model = make_mlp((32, 16), bn="before", dropout=0.2)

@@ -13,6 +13,7 @@ from bnlib import config, data
 from bnlib.data import (
     MNIST_FILES,
     MNISTFileError,
+    MNISTSplits,
     TensorLoader,
     check_mnist_files,
     lecture_loaders,
@@ -34,18 +35,23 @@ def test_splits_equal_torchvision_to_tensor(full_mnist_root):
     train_set = MNIST(full_mnist_root, train=True, transform=transforms.ToTensor())
     test_set = MNIST(full_mnist_root, train=False, transform=transforms.ToTensor())
     assert [len(part[1]) for part in (splits.train, splits.valid, splits.test)] == [54_000, 6_000, 10_000]
-    for index in (0, 1, 12_345, 53_999):
+    train_images, train_labels = splits.split("train")
+    for index in (0, 1, 12_345, 53_999):  # the same float32 values as ToTensor(), bit for bit
         image, label = train_set[index]
-        torch.testing.assert_close(splits.train[0][index], image, rtol=0, atol=0)
-        assert splits.train[1][index].item() == label
+        torch.testing.assert_close(train_images[index], image, rtol=0, atol=0)
+        assert train_labels[index].item() == label
+    valid_images, valid_labels = splits.split("valid")
     for index in (0, 5_999):  # validation is the tail of the training file
         image, label = train_set[54_000 + index]
-        torch.testing.assert_close(splits.valid[0][index], image, rtol=0, atol=0)
-        assert splits.valid[1][index].item() == label
+        torch.testing.assert_close(valid_images[index], image, rtol=0, atol=0)
+        assert valid_labels[index].item() == label
     image, label = test_set[9_999]
-    torch.testing.assert_close(splits.test[0][9_999], image, rtol=0, atol=0)
+    torch.testing.assert_close(splits.split("test")[0][9_999], image, rtol=0, atol=0)
     assert splits.test[1][9_999].item() == label
-    assert splits.train[0].dtype == torch.float32 and splits.train[1].dtype == torch.int64
+    # held as uint8 pixels (a quarter of float32's memory); the loader gives float32 batches
+    assert splits.train[0].dtype == torch.uint8 and splits.train[1].dtype == torch.int64
+    images, _ = next(iter(TensorLoader(*splits.train, 64)))
+    torch.testing.assert_close(images, train_images[:64], rtol=0, atol=0)
     assert "MNIST" in splits.source and "FALLBACK" not in splits.source
 
 
@@ -70,12 +76,24 @@ def test_fallback_without_mnist_and_network(tmp_path, network_off):
     assert splits.source.startswith("FALLBACK")
     sizes = [len(part[1]) for part in (splits.train, splits.valid, splits.test)]
     assert sizes == [4_000, 500, 500]
-    for images, labels in (splits.train, splits.valid, splits.test):
+    for images, labels in (splits.split(name) for name in ("train", "valid", "test")):
         assert images.shape[1:] == (1, 28, 28) and images.dtype == torch.float32
         assert 0 <= images.min() and images.max() <= 1
         # stratified: every digit in every split, in the same proportion
         assert torch.equal(torch.bincount(labels, minlength=10), torch.full((10,), len(labels) // 10))
     assert load_mnist(tmp_path) is splits  # loaded (and announced) once per process
+
+
+def test_split_gives_float_images_and_names_a_bad_split():
+    pixels = torch.tensor([0, 51, 255], dtype=torch.uint8).reshape(3, 1, 1, 1)
+    splits = MNISTSplits(train=(pixels, torch.arange(3)), valid=(pixels, torch.arange(3)),
+                         test=(pixels.float() / 255, torch.arange(3)), source="s")  # fmt: skip
+    images, labels = splits.split("train", 2)
+    assert images.dtype == torch.float32 and torch.equal(images.flatten(), torch.tensor([0.0, 0.2]))
+    assert torch.equal(labels, torch.arange(2)) and splits.train[0].dtype == torch.uint8  # converted, not changed
+    assert splits.split("test")[0] is splits.test[0]  # float images pass unchanged
+    with pytest.raises(ValueError, match="name must be one of"):
+        splits.split("training")
 
 
 def test_stratified_split_is_seeded_and_disjoint():

@@ -104,7 +104,7 @@ def test_tracking_touches_neither_the_running_statistics_nor_training(data, nois
     assert record["tracked_steps"] == list(range(71))
     assert tensors["unit_inputs"].shape == (71, TRACK["num_tracked"])
     if not noisy:  # (a noisy network's next draw differs: training has moved its generators on)
-        last = paper_figure.sigmoid_inputs(tracked_often.train(), data.valid[0][: TRACK["num_tracked"]])
+        last = paper_figure.sigmoid_inputs(tracked_often.train(), data.split("valid", TRACK["num_tracked"])[0])
         torch.testing.assert_close(tensors["unit_inputs"][-1], last[:, TRACK["unit"]])
 
 

@@ -134,7 +134,7 @@ def lecture_model():
 
 @pytest.mark.parametrize("threads", [1, 2, 4])
 def test_fold_check_holds_for_the_lecture_model_at_any_thread_count(lecture_model, threads):
-    images = load_mnist().test[0]
+    images = load_mnist().split("test")[0]
     tolerance = rounding_tolerance(lecture_model, images)
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

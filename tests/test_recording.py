@@ -26,8 +26,7 @@ BATCH_SIZE = 64  # 32 steps per epoch
 
 @pytest.fixture(scope="module")
 def subset(mnist):
-    images, labels = mnist.train
-    return images[:NUM_IMAGES], labels[:NUM_IMAGES]
+    return mnist.split("train", NUM_IMAGES)
 
 
 def loader_over(subset, batch_size=BATCH_SIZE, shuffle=True):

@@ -22,7 +22,7 @@ from bnlib.train import (
 
 @pytest.fixture
 def loader(mnist):
-    images, labels = (tensor[:320] for tensor in mnist.train)
+    images, labels = mnist.split("train", 320)
     return TensorLoader(images, labels, 64, shuffle=True, seed=0, drop_last=True)  # 5 steps per epoch
 
 

@@ -10,7 +10,7 @@ from bnlib.train import History, compute_accuracy, evaluation_mode, train_model,
 
 
 def small_loaders(mnist, seed, count=2048):
-    images, labels = mnist.train[0][:count], mnist.train[1][:count]
+    images, labels = mnist.split("train", count)
     train = TensorLoader(images, labels, 128, shuffle=True, seed=seed, drop_last=True)
     valid = TensorLoader(*(tensor[:512] for tensor in mnist.valid), 256)
     return train, valid

@@ -62,9 +62,9 @@ def train_one_epoch_at(model, *, batch_size, devices, seed, learning_rate, data,
     train_one_epoch(trained, train, torch.optim.SGD(trained.parameters(), lr=learning_rate), device)
     model.load_state_dict(trained.state_dict())  # eval mode never splits: the plain model computes the same
     model.to(device).eval()
-    test_images, test_labels = (tensor.to(device) for tensor in data.test)
+    test_images, test_labels = (tensor.to(device) for tensor in data.split("test"))
     per_device = batch_size // devices
-    mean_noise, var_noise = batch_statistic_noise(model, data.train[0][:NOISE_IMAGES].to(device), per_device)
+    mean_noise, var_noise = batch_statistic_noise(model, data.split("train", NOISE_IMAGES)[0].to(device), per_device)
     record = {
         "eval_test_acc": compute_accuracy(model, TensorLoader(test_images, test_labels, 1000), device),
         "train_mode_test_acc": compute_accuracy(

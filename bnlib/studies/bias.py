@@ -77,7 +77,7 @@ def trace_bias_pair(pair, data, *, batch_size, learning_rate, seed, min_steps=10
     check_integer("min_steps", min_steps, minimum=1)
     check_number("learning_rate", learning_rate, 0, None, low_open=True)
     device = resolve_device(device)
-    probe = data.valid[0][:batch_size].to(device)
+    probe = data.split("valid", batch_size)[0].to(device)
     bias = first_linear(pair["with bias"]).bias.detach().clone().to(device)
     snapshots = {}
     for name, model in pair.items():

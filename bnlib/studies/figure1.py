@@ -100,7 +100,7 @@ def train_and_track(model, data, *, num_steps, batch_size, learning_rate, seed, 
     model.to(device)
     loader = training_loader(data.train, batch_size, seed, device)
     test_loader = TensorLoader(*data.test, 2_000, device=device)
-    tracked = data.valid[0][:num_tracked].to(device)
+    tracked = data.split("valid", num_tracked)[0].to(device)
     steps, unit_inputs, accuracy_steps, accuracies = [], [], [], []
 
     def measure(model, step, loss=None):

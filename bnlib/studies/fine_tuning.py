@@ -13,13 +13,13 @@ import torch
 import torch.nn.functional as F
 
 from bnlib.checks import check_choice, check_integer
-from bnlib.data import TensorLoader, training_loader
+from bnlib.data import training_loader
 from bnlib.models import freeze_batchnorm, output_layer
 from bnlib.runs import ModelSpec, cached_run, run_key, stored_tensors
 from bnlib.runtime import resolve_device, seed_everything
 from bnlib.stats.batchnorm import first_batchnorm
-from bnlib.studies.shift import shift_images
-from bnlib.train import compute_accuracy, train_one_epoch
+from bnlib.studies.shift import shift_images, shifted_accuracy
+from bnlib.train import train_one_epoch
 
 PROCEDURE = "fine_tune"
 FREEZE_CHOICES = ("naive freeze", "BatchNorm frozen", "full fine-tuning")
@@ -87,7 +87,8 @@ def fine_tuned_run(pretrained, choice, shift, *, data, num_labelled, num_epochs,
     device = resolve_device(device)
     choice = check_choice("choice", choice, FREEZE_CHOICES)
     model = ModelSpec(functools.partial(fine_tuning_start, pretrained.model), {"choice": choice})
-    images, labels = shift_images(data.train[0][:num_labelled], shift), data.train[1][:num_labelled]
+    images, labels = data.split("train", num_labelled)
+    images = shift_images(images, shift)
     key = run_key(PROCEDURE, model, learning_rate, pretrained=pretrained.key,
                   trains="all" if choice == "full fine-tuning" else "output layer", shift=shift,
                   num_labelled=num_labelled, num_epochs=num_epochs, batch_size=batch_size, seed=seed)  # fmt: skip
@@ -96,13 +97,9 @@ def fine_tuned_run(pretrained, choice, shift, *, data, num_labelled, num_epochs,
         tuned = fine_tune(model.build().to(device), choice, images, labels, num_epochs=num_epochs,
                           batch_size=batch_size, learning_rate=learning_rate, seed=seed, device=device)  # fmt: skip
         record = {
-            "clean_test_acc": _test_accuracy(tuned, data.test, device),
-            "shifted_test_acc": _test_accuracy(tuned, (shift_images(data.test[0], shift), data.test[1]), device),
+            "clean_test_acc": shifted_accuracy(tuned, data.test, "clean", device=device),
+            "shifted_test_acc": shifted_accuracy(tuned, data.test, shift, device=device),
         }
         return record, stored_tensors(tuned)
 
     return cached_run(key, model, compute, data=data, device=device, description=f"fine-tuning ({choice}) on {shift}")
-
-
-def _test_accuracy(model, split, device):
-    return compute_accuracy(model, TensorLoader(*split, 1000, device=device), device)

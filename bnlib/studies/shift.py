@@ -12,7 +12,7 @@ import torch
 
 from bnlib.checks import check_choice, check_integer, check_number
 from bnlib.config import BATCH_SIZE
-from bnlib.data import TensorLoader
+from bnlib.data import TensorLoader, as_images
 from bnlib.stats.batchnorm import with_per_batch_statistics
 from bnlib.stats.population import recalibrate
 from bnlib.train import compute_accuracy
@@ -55,8 +55,8 @@ SHIFTS = {
 
 
 def shift_images(images, shift):
-    """`images` with the named shift of SHIFTS applied."""
-    return SHIFTS[check_choice("shift", shift, tuple(SHIFTS))](images)
+    """`images` (float in [0, 1], or uint8 pixels, converted first) with the named shift of SHIFTS applied."""
+    return SHIFTS[check_choice("shift", shift, tuple(SHIFTS))](as_images(images))
 
 
 def shifted_accuracy(model, split, shift, batch_size=1000, device=None):
@@ -73,7 +73,7 @@ def accuracy_by_statistics(model, data, shift, batch_size=BATCH_SIZE, device=Non
     own statistics (`track_running_stats=False`). The model itself is left unchanged.
     """
     check_integer("batch_size", batch_size, minimum=2)
-    test_images, test_labels = data.test
+    test_images, test_labels = data.split("test")
     test = TensorLoader(shift_images(test_images, shift), test_labels, batch_size, device=device)
     unlabelled = TensorLoader(shift_images(data.train[0], shift), data.train[1], batch_size, device=device)
     model = copy.deepcopy(model).eval()
