@@ -1,7 +1,9 @@
 """The results as JSON and as a Markdown table, with each target and whether it was met."""
 
 import json
-from pathlib import Path
+
+from bnlib.config import BATCH_SIZE
+from bnlib.files import make_folder, write_atomic
 
 # (key, "≥" or "≤", limit): the issue's targets, reported and never asserted.
 MODEL_TARGETS = (("speedup_vs_classic", "≥", 8.0), ("overhead_vs_bare", "≤", 1.25))
@@ -101,7 +103,7 @@ def training_table(training):
             text = format_value(value) if met is None else f"{value:.3f}"  # 7.996 must not read "8, missed"
             cells.append(text + {True: " (met)", False: " (**missed**)", None: ""}[met])
         rows.append([label, *cells, f"{op} {format_value(limit)}" if op else ""])
-    return markdown_table(["one epoch, batch 256, SGD", *models, "target"], rows)
+    return markdown_table([f"one epoch, batch {BATCH_SIZE}, SGD", *models, "target"], rows)
 
 
 def other_table(results):
@@ -186,9 +188,8 @@ def render_markdown(results):
 
 def write_results(results, folder):
     """Write results.json and results.md into `folder`; returns the two paths."""
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(folder)
     json_path, markdown_path = folder / "results.json", folder / "results.md"
-    json_path.write_text(json.dumps(results, indent=2) + "\n")
-    markdown_path.write_text(render_markdown(results))
+    write_atomic(json_path, (json.dumps(results, indent=2) + "\n").encode())
+    write_atomic(markdown_path, render_markdown(results).encode())
     return json_path, markdown_path

@@ -13,6 +13,9 @@ from pathlib import Path
 
 import numpy as np
 
+from bnlib.config import QUICK_ENV
+from bnlib.widgets.live import LIVE_ENV
+
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK = "04_running_statistics.ipynb"
 VIEWPORT = {"width": 1280, "height": 900}
@@ -33,7 +36,7 @@ def time_slider_in_browser(steps=20, quick=False, run_timeout=1800, log=print):
     chromium = find_chromium()
     if chromium is None:
         return {"notes": ["slider_browser not measured: no Chromium (apt-get install -y chromium)"]}
-    env = dict(os.environ, BNLIB_QUICK="1" if quick else "0", BNLIB_LIVE="0")
+    env = os.environ | {QUICK_ENV: "1" if quick else "0", LIVE_ENV: "0"}
     with tempfile.TemporaryDirectory() as workdir, sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         try:

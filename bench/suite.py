@@ -10,6 +10,10 @@ from pathlib import Path
 
 import nbformat
 
+from bnlib.cache import CACHE_DIR_ENV
+from bnlib.config import QUICK_ENV
+from bnlib.widgets.live import LIVE_ENV
+
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 
 
@@ -83,7 +87,7 @@ def run_suite(quick, cache_dir, notebooks=None, log=print):
     cache (BNLIB_CACHE_DIR) they share.
     """
     notebooks = notebooks if notebooks is not None else sorted(NOTEBOOK_DIR.glob("*.ipynb"))
-    env = os.environ | {"BNLIB_QUICK": "1" if quick else "0", "BNLIB_CACHE_DIR": str(cache_dir), "BNLIB_LIVE": "0"}
+    env = os.environ | {QUICK_ENV: "1" if quick else "0", CACHE_DIR_ENV: str(cache_dir), LIVE_ENV: "0"}
     result = {"seconds": 0.0, "peak_rss_mb": 0.0, "failed": [], "per_notebook_s": {}, "cell_s": {},
               "slowest_cells": {}, "slowest_cell": None}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bnlib-bench-notebooks-") as output_dir:

@@ -15,7 +15,7 @@ from bench.measure import paired_ratio, rotated, time_call
 from bnlib.config import BATCH_SIZE, LEARNING_RATE, SEED
 from bnlib.data import NUM_VALID, check_mnist_files, data_dir, lecture_loaders, load_mnist
 from bnlib.models import make_mlp
-from bnlib.train import History, train_model, train_one_epoch
+from bnlib.train import History, sgd, train_model, train_one_epoch
 
 MODELS = {"lecture BN 784-75-45-10": (75, 45), "wide BN 784-128-256-10": (128, 256)}
 PAIRS = (("bnlib_epoch_s", "classic_epoch_s"), ("bnlib_steps_s", "bare_steps_s"))  # each ratio's two measures
@@ -40,7 +40,7 @@ def fresh_model(hidden, seed, device):
     """The BN model (BatchNorm before ReLU, as in the lecture) with seeded weights, and its SGD optimizer."""
     torch.manual_seed(seed)
     model = make_mlp(hidden, bn="before").to(device)
-    return model, torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)
+    return model, sgd(model.parameters(), LEARNING_RATE)
 
 
 def whole_epoch(hidden, loaders, seed, device):

@@ -20,7 +20,7 @@ from pathlib import Path
 import torch
 
 from bnlib.config import env_flag, resolve_path
-from bnlib.files import write_atomic
+from bnlib.files import make_folder, write_atomic
 from bnlib.runtime import resolve_device
 
 CACHE_DIR_ENV = "BNLIB_CACHE_DIR"
@@ -134,8 +134,7 @@ def write_entry(folder, config, record, tensors=None, description=""):
     The tensor file is written first, then the JSON that names it: a reader never sees a record
     whose tensors are missing. Older tensor files of the same key are removed afterwards.
     """
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = make_folder(folder)  # 0755: a class reads the instructor's cache
     key, trained_at = config_key(config), time.time()
     # clone: torch.save writes a view's whole storage, and the caller keeps its own tensors
     tensors = {name: tensor.detach().cpu().clone() for name, tensor in (tensors or {}).items()}

@@ -53,8 +53,8 @@ class Settings:
     quick: bool
     num_epochs: int  # the lecture trains for 50 epochs
     num_seeds: int  # seeds per variant in the placement grid
-    pitfalls: PitfallSizes
-    why: WhyBatchNormSizes
+    pitfalls: PitfallSizes = field(repr=False)  # the notebooks that use a section print it themselves
+    why: WhyBatchNormSizes = field(repr=False)
     batch_size: int = BATCH_SIZE
     learning_rate: float = LEARNING_RATE
     seed: int = SEED
@@ -97,9 +97,14 @@ QUICK = Settings(
 )
 
 
+def env_value(name):
+    """The environment variable `name` stripped and lowercased ("" when unset): how every BNLIB_ switch is read."""
+    return os.environ.get(name, "").strip().lower()
+
+
 def env_flag(name, default=False):
     """The environment variable `name` as a bool: 1/true/yes are True, 0/false/no False, unset or other `default`."""
-    value = os.environ.get(name, "").strip().lower()
+    value = env_value(name)
     if value in {"1", "true", "yes"}:
         return True
     if value in {"0", "false", "no"}:

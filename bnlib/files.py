@@ -1,10 +1,30 @@
-"""Files the project writes for others to read (cache entries, the grid's records, the student edition)."""
+"""Files and folders the project writes for others to read (the run cache, the student edition, exported figures)."""
 
 import os
 import tempfile
 from pathlib import Path
 
 READABLE_BY_ALL = 0o644  # owner writes, everyone reads: a class reads the instructor's cache
+FOLDER_READABLE_BY_ALL = 0o755  # owner writes, everyone lists and enters
+
+
+def make_folder(path):
+    """Create the folder `path` and its missing parents, each with mode 0755 whatever the umask; returns it as a Path.
+
+    Folders that exist keep their mode. A class must be able to enter the instructor's cache folder: under a
+    umask of 077, `mkdir` alone would make it private.
+    """
+    path = Path(path)
+    missing = [folder for folder in (path, *path.parents) if not folder.exists()]
+    for folder in reversed(missing):  # outermost first
+        try:
+            folder.mkdir()
+        except FileExistsError:  # made meanwhile by another process, with its maker's mode
+            continue
+        os.chmod(folder, FOLDER_READABLE_BY_ALL)
+    if not path.is_dir():
+        raise NotADirectoryError(f"path must be a folder or not exist yet, got {str(path)!r}, which is not a folder")
+    return path
 
 
 def write_atomic(path, payload: bytes):

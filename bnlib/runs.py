@@ -21,11 +21,11 @@ import torch
 from torch import nn
 
 from bnlib.cache import RETRAIN_ENV, cached, resolve_cache_dir
-from bnlib.checks import check_integer, check_number
+from bnlib.checks import check_integer
 from bnlib.data import lecture_loaders
 from bnlib.models import count_parameters, make_mlp, mlp_arguments
 from bnlib.runtime import resolve_device, seed_everything
-from bnlib.train import History, train_model
+from bnlib.train import History, sgd_key, train_model
 
 MODEL_PREFIX = "model"  # a run's stored tensors: the trained weights under "model/<state_dict name>"
 LECTURE_PROCEDURE = "train_mlp"  # SGD for whole epochs, train and valid accuracy after each, test at the end
@@ -54,10 +54,14 @@ class ModelSpec:
             seed_everything(seed)
         return self.factory(**self.arguments)
 
-    def key(self):
-        """The model's part of a cache key: factory, arguments and structure, built on the meta device (no draws)."""
+    def build_on_meta(self):
+        """The model on the meta device: its structure and shapes, without drawing from the global random state."""
         with torch.device("meta"):
-            structure = str(self.build())
+            return self.build()
+
+    def key(self):
+        """The model's part of a cache key: factory, arguments and structure (built on the meta device)."""
+        structure = str(self.build_on_meta())
         return {"factory": factory_name(self.factory), "arguments": self.arguments, "structure": structure}
 
     def describe(self):
@@ -71,12 +75,6 @@ class ModelSpec:
 def mlp_spec(model_options):
     """The ModelSpec of `make_mlp(**model_options)`, every argument resolved; an unknown option raises TypeError."""
     return ModelSpec(make_mlp, mlp_arguments(**model_options))
-
-
-def sgd_key(learning_rate):
-    """The optimizer's part of a cache key: plain SGD (torch.optim.SGD's defaults) at `learning_rate`."""
-    learning_rate = check_number("learning_rate", learning_rate, 0, None, low_open=True)
-    return {"name": "SGD", "lr": learning_rate, "momentum": 0.0, "weight_decay": 0.0}
 
 
 def run_key(procedure, model, learning_rate, **settings):
@@ -138,13 +136,16 @@ def preserved_random_state():
             np.random.set_state(numpy_state)
 
 
-def cached_run(key, model, compute, *, data, device=None, description, cache_dir=None, verbose=True):
+def cached_run(key, model, compute, *, data, device=None, description=None, cache_dir=None, verbose=True):
     """The CachedRun of `model` (a ModelSpec) under `key` (from `run_key`): read from the run cache, else computed.
 
     `compute()` returns (record, tensors) with the trained weights as `stored_tensors` makes them; the model
     comes back rebuilt from them, in eval mode on `device`. The global random state is left as it was.
+    `description` names the run in the notebook and its cache entry: `describe_run(model, ...)`, by default
+    `describe_run(model)`.
     """
     device = resolve_device(device)
+    description = description or describe_run(model)
     with preserved_random_state():
         entry = cached(key, compute, data=data, device=device, description=description, cache_dir=cache_dir,
                        verbose=verbose)  # fmt: skip

@@ -20,6 +20,16 @@ def resolve_device(device=None):
     return torch.device("cpu")
 
 
+def model_device(model, device=None):
+    """`device` as a torch.device when given; else the device of `model`'s first parameter (where it computes).
+
+    For functions that run a model they were given: they follow the model instead of choosing a device.
+    """
+    if device is not None:
+        return torch.device(device)
+    return next(model.parameters()).device
+
+
 def seed_everything(seed):
     """Seed Python, NumPy and torch (CPU and GPU) with one integer."""
     random.seed(seed)

@@ -14,9 +14,22 @@ from tqdm.auto import tqdm
 
 from bnlib.checks import check_integer, check_number
 from bnlib.config import LEARNING_RATE
-from bnlib.runtime import resolve_device
+from bnlib.runtime import model_device, resolve_device
 
 DIVERGENCE_FACTOR = 10.0  # a loss above 10 x the first step's loss counts as diverged
+SGD_SETTINGS = {"momentum": 0.0, "weight_decay": 0.0}  # plain SGD (torch.optim.SGD's defaults), as in the lecture
+
+
+def sgd(parameters, learning_rate):
+    """The lecture's optimizer over `parameters`: plain SGD at `learning_rate` (`sgd_key` describes it)."""
+    return torch.optim.SGD(parameters, lr=check_number("learning_rate", learning_rate, 0, None, low_open=True),
+                           **SGD_SETTINGS)  # fmt: skip
+
+
+def sgd_key(learning_rate):
+    """The optimizer's part of a cache key, JSON-ready: what `sgd(parameters, learning_rate)` builds."""
+    learning_rate = check_number("learning_rate", learning_rate, 0, None, low_open=True)
+    return {"name": "SGD", "lr": learning_rate, **SGD_SETTINGS}
 
 
 @dataclass
@@ -50,7 +63,7 @@ class History:
 @torch.no_grad()
 def compute_accuracy(model, loader, device=None):
     """Accuracy of `model` on every batch of `loader`, in percent (the model's mode is left as it is)."""
-    device = device or next(model.parameters()).device
+    device = model_device(model, device)
     correct = total = 0
     for images, labels in loader:
         logits = model(images.to(device))
@@ -111,7 +124,7 @@ def train_model(
     on_batch=None,
     on_epoch=None,
 ):
-    """Train and return a History; the model ends in eval mode. Without `optimizer`: SGD with `learning_rate`.
+    """Train and return a History; the model ends in eval mode. Without `optimizer`: `sgd` at `learning_rate`.
 
     `seed` seeds torch before the first step (dropout masks); `on_batch(model, step)` runs after
     every optimizer step, `on_epoch(history, num_epochs)` after every epoch's evaluation. Ctrl-C
@@ -123,7 +136,7 @@ def train_model(
     device = resolve_device(device)
     model.to(device)
     if optimizer is None:
-        optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+        optimizer = sgd(model.parameters(), learning_rate)
     if seed is not None:
         torch.manual_seed(seed)
     history, step = History(), 0

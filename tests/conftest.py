@@ -1,10 +1,12 @@
 """Shared fixtures: the data set the project would use (full MNIST via BNLIB_DATA_DIR, else the fallback), and a
 run cache of the session's own, so that tests never read or write the developer's build/cache."""
 
+import os
+
 import pytest
 import torch
 
-from bnlib.cache import CACHE_DIR_ENV
+from bnlib.cache import CACHE_DIR_ENV, RETRAIN_ENV
 from bnlib.data import check_mnist_files, data_dir, load_mnist
 
 
@@ -71,7 +73,24 @@ def explorer_inputs(recorded_run, mnist):
 @pytest.fixture(autouse=True)
 def no_retrain(monkeypatch):
     """A BNLIB_RETRAIN=1 in the caller's environment must not change what the cache tests see."""
-    monkeypatch.delenv("BNLIB_RETRAIN", raising=False)
+    monkeypatch.delenv(RETRAIN_ENV, raising=False)
+
+
+@pytest.fixture
+def private_umask():
+    """A umask that would make new files and folders private to their owner (files 0600, folders 0700)."""
+    previous = os.umask(0o077)
+    yield
+    os.umask(previous)
+
+
+@pytest.fixture
+def close_figures():
+    """Close every pyplot figure after the test: plotting tests make many, and pyplot keeps them all open."""
+    import matplotlib.pyplot as plt  # here, not at the top: most tests never import matplotlib
+
+    yield
+    plt.close("all")
 
 
 @pytest.fixture(scope="session", autouse=True)

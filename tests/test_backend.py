@@ -52,7 +52,7 @@ def test_the_override_forces_inline_although_ipympl_imports(monkeypatch, capsys)
 
 
 def test_quiet_fallback(monkeypatch, capsys):
-    monkeypatch.setenv(BACKEND_ENV, "inline")
+    monkeypatch.setenv(BACKEND_ENV, " Inline ")  # read as every BNLIB_ switch is (bnlib.config.env_value)
     assert use_widget_backend(verbose=False) == "inline"
     assert capsys.readouterr().out == ""
 

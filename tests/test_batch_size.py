@@ -3,6 +3,7 @@
 import pytest
 import torch
 
+from bnlib.cache import CACHE_DIR_ENV
 from bnlib.models import make_mlp
 from bnlib.runs import cache_summary
 from bnlib.studies.batch_size import batch_statistic_noise, one_epoch_run
@@ -52,7 +53,7 @@ def test_layernorm_output_ignores_batch_mates_and_batchnorm_in_train_mode_does_n
 
 
 def test_one_epoch_run_is_cached_with_the_same_numbers(tiny_data, tmp_path, monkeypatch):
-    monkeypatch.setenv("BNLIB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
     options = {"hidden": [10, 10], "bn": "before"}
     arguments = {"batch_size": 8, "seed": 3, "learning_rate": 0.1, "data": tiny_data, "device": "cpu"}
     trained = one_epoch_run(options, **arguments)

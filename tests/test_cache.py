@@ -248,13 +248,11 @@ def test_cache_dir_comes_from_the_argument_then_the_environment(tmp_path, monkey
     assert cache.REPO_CACHE_DIR.parent.name == "build"
 
 
-def test_entry_files_are_readable_by_everyone(tmp_path):
-    previous = os.umask(0o077)  # a umask that would make new files private
-    try:
-        run(tmp_path, Computation())
-    finally:
-        os.umask(previous)
-    assert sorted((path.suffix, path.stat().st_mode & 0o777) for path in tmp_path.iterdir()) == [
+def test_the_cache_folder_and_its_entries_are_readable_by_everyone(tmp_path, private_umask):
+    folder = tmp_path / "build" / "cache"
+    run(folder, Computation())
+    assert [path.stat().st_mode & 0o777 for path in (folder.parent, folder)] == [0o755, 0o755]
+    assert sorted((path.suffix, path.stat().st_mode & 0o777) for path in folder.iterdir()) == [
         (".json", 0o644), (".pt", 0o644)]
 
 

@@ -3,7 +3,7 @@
 import pytest
 import torch
 
-from bnlib.config import FULL, QUICK, env_flag, settings
+from bnlib.config import FULL, QUICK, env_flag, env_value, settings
 from bnlib.data import MNISTSplits, first_images
 
 
@@ -22,6 +22,13 @@ def test_env_flag(monkeypatch, value, expected):
     monkeypatch.setenv("BNLIB_SOME_FLAG", value)
     for default in (False, True):
         assert env_flag("BNLIB_SOME_FLAG", default) is (default if expected is None else expected)
+
+
+def test_env_value_is_stripped_and_lowercased(monkeypatch):
+    monkeypatch.delenv("BNLIB_SOME_SWITCH", raising=False)
+    assert env_value("BNLIB_SOME_SWITCH") == ""
+    monkeypatch.setenv("BNLIB_SOME_SWITCH", "  Inline\n")
+    assert env_value("BNLIB_SOME_SWITCH") == "inline"
 
 
 def test_why_grids_span_what_the_notebook_needs():

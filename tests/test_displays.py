@@ -4,12 +4,13 @@ import base64
 import io
 import subprocess
 import sys
+from types import SimpleNamespace
 
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 import pytest
-from ipywidgets import DOMWidget
+from ipywidgets import DOMWidget, Output
 from PIL import Image
 
 from bnlib.widgets import displays
@@ -120,3 +121,18 @@ def test_importing_the_widgets_leaves_anywidget_out_until_the_browser_display_is
             "print(widgets.momentum_explorer.__module__, widgets.DriftPlayer.__module__)")
     lines = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split("\n")
     assert lines[:2] == ["[]", "bnlib.widgets.explorer bnlib.widgets.drift_player"]
+
+
+def test_a_failed_redraw_is_kept_and_shown_and_the_next_one_clears_it():
+    renders = []
+    widget = SimpleNamespace(display=SimpleNamespace(render=lambda: renders.append(1)), output=Output(),
+                             last_error=None)  # fmt: skip
+
+    def fail():
+        raise RuntimeError("replay failed")
+
+    displays.redraw_showing_errors(widget, fail)
+    assert isinstance(widget.last_error, RuntimeError) and renders == []  # nothing half-drawn is shown
+    assert "RuntimeError: replay failed" in widget.output.outputs[-1]["text"]
+    displays.redraw_showing_errors(widget, lambda: None)
+    assert widget.last_error is None and renders == [1]

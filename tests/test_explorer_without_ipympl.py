@@ -10,6 +10,8 @@ import pytest
 from nbclient import NotebookClient
 from nbformat.v4 import new_code_cell
 
+from bnlib.config import QUICK_ENV
+
 NOTEBOOK = Path(__file__).resolve().parent.parent / "notebooks" / "04_running_statistics.ipynb"
 
 DRIVE_THE_SLIDER = {
@@ -51,7 +53,7 @@ def hide(folder, names):
 @pytest.mark.parametrize(("hidden", "explorer_kind"), [(("ipympl",), "browser"), (("ipympl", "anywidget"), "image")])
 def test_notebook_04_runs_and_its_explorer_answers_without_ipympl(tmp_path, hidden, explorer_kind):
     shim = hide(tmp_path / "shim", hidden)
-    env = {**os.environ, "BNLIB_QUICK": "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(shim),
+    env = {**os.environ, QUICK_ENV: "1", "PYTHONPATH": os.pathsep.join(filter(None, [str(shim),
                                                                                           os.environ.get("PYTHONPATH")]))}
     env.pop("MPLBACKEND", None)  # the notebook chooses its backend itself
     notebook = nbformat.read(NOTEBOOK, as_version=4)

@@ -1,18 +1,10 @@
-"""bnlib.files.write_atomic: the whole payload or the old file, never a partial one, and readable by everyone."""
+"""bnlib.files: write_atomic writes the whole payload or leaves the old file, never a partial one; what it writes and
+the folders make_folder creates are readable by everyone."""
 
-import os
 
 import pytest
 
 from bnlib import files
-
-
-@pytest.fixture
-def private_umask():
-    """A umask that would make new files readable by their owner only (as mkstemp's 0600 does)."""
-    previous = os.umask(0o077)
-    yield
-    os.umask(previous)
 
 
 def test_the_written_file_has_mode_0644_whatever_the_umask(tmp_path, private_umask):
@@ -47,3 +39,25 @@ def test_an_interrupted_first_write_leaves_nothing(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         files.write_atomic(tmp_path / "entry.json", b"new")
     assert list(tmp_path.iterdir()) == []
+
+
+def mode(path):
+    return path.stat().st_mode & 0o777
+
+
+def test_make_folder_creates_folders_readable_by_everyone_whatever_the_umask(tmp_path, private_umask):
+    private = tmp_path / "private"
+    private.mkdir(mode=0o700)
+    assert files.make_folder(private / "build" / "cache") == private / "build" / "cache"
+    assert [mode(folder) for folder in (private, private / "build", private / "build" / "cache")] == [
+        0o700,  # an existing folder keeps its mode
+        0o755,
+        0o755,
+    ]
+    assert files.make_folder(str(private / "build")) == private / "build"  # already there: nothing to do
+
+
+def test_make_folder_refuses_a_file(tmp_path):
+    (tmp_path / "results").write_text("a file, not a folder")
+    with pytest.raises(NotADirectoryError, match="path must be a folder"):
+        files.make_folder(tmp_path / "results")

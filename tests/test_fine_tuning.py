@@ -5,6 +5,7 @@ import copy
 import pytest
 import torch
 
+from bnlib.cache import CACHE_DIR_ENV
 from bnlib.models import first_linear, freeze_batchnorm, make_mlp, output_layer
 from bnlib.runs import CachedRun
 from bnlib.stats.batchnorm import batchnorm_layers, first_batchnorm
@@ -36,7 +37,7 @@ HEAD = {"7.weight", "7.bias"}
     ],
 )
 def test_what_each_choice_changes(tiny_data, tmp_path, monkeypatch, choice, expected):
-    monkeypatch.setenv("BNLIB_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path))
     torch.manual_seed(0)
     pretrained = CachedRun(make_mlp(bn="before").eval(), {}, {}, cached=False, key="random init")
     arguments = {"data": tiny_data, "num_labelled": 64, "num_epochs": 2, "batch_size": 16, "learning_rate": 0.1,

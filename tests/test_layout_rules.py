@@ -10,6 +10,8 @@ import bnlib
 PACKAGE = Path(bnlib.__file__).resolve().parent
 # The device rule (given, else CUDA, then MPS, then the CPU) lives in bnlib/runtime.py's resolve_device.
 DEVICE_RULE = re.compile(r"torch\.cuda\.is_available|best_device\(\)|torch\.device\(device\) if device")
+# The model's device (given, else where its first parameter lives) lives in bnlib/runtime.py's model_device.
+MODEL_DEVICE = re.compile(r"next\(\w+\.parameters\(\)\)\.device")
 # The lecture's training loader (shuffled by the seed, last partial batch dropped) lives in bnlib/data.py.
 TRAINING_LOADER = re.compile(r"shuffle=True")
 
@@ -38,8 +40,12 @@ def test_the_scan_sees_every_module():
 
 @pytest.mark.parametrize(
     ("pattern", "home"),
-    [(DEVICE_RULE, "runtime.py"), (TRAINING_LOADER, "data.py")],
-    ids=["device rule: bnlib.runtime.resolve_device", "training loader: bnlib.data.training_loader"],
+    [(DEVICE_RULE, "runtime.py"), (MODEL_DEVICE, "runtime.py"), (TRAINING_LOADER, "data.py")],
+    ids=[
+        "device rule: bnlib.runtime.resolve_device",
+        "model's device: bnlib.runtime.model_device",
+        "training loader: bnlib.data.training_loader",
+    ],
 )
 def test_a_rule_is_written_once(pattern, home):
     assert pattern.search((PACKAGE / home).read_text())  # the rule is where it belongs
@@ -53,4 +59,14 @@ def test_the_scan_finds_a_copy(tmp_path):
     copy.write_text("import torch\n\ndevice = torch.device(device) if device is not None else best_device()\n")
     assert written_outside(DEVICE_RULE, "runtime.py", tmp_path) == [
         "studies/copy.py:3: device = torch.device(device) if device is not None else best_device()"
+    ]
+
+
+def test_the_scan_finds_a_copy_of_the_models_device(tmp_path):
+    (tmp_path / "stats").mkdir()
+    (tmp_path / "stats" / "copy.py").write_text(
+        "def run(model, device=None):\n    device = device or next(model.parameters()).device\n"
+    )
+    assert written_outside(MODEL_DEVICE, "runtime.py", tmp_path) == [
+        "stats/copy.py:2: device = device or next(model.parameters()).device"
     ]

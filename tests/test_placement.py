@@ -11,7 +11,8 @@ from bnlib.cache import config_key, fingerprint_data, full_config
 from bnlib.data import MNISTSplits
 from bnlib.models import count_parameters
 from bnlib.runs import lecture_key, mlp_spec
-from bnlib.studies import placement as experiments
+from bnlib.runtime import seed_everything
+from bnlib.studies import placement
 from bnlib.studies.placement import (
     CLAIMS,
     CURVE_COLUMNS,
@@ -24,6 +25,7 @@ from bnlib.studies.placement import (
 )
 from bnlib.train import History
 from tests.support.cache_keys import keys_with_other_versions
+from tests.support.random_states import assert_same_random_states, random_states
 from tests.support.splits import random_splits
 
 TINY = (Variant("plain", hidden=(8,)), Variant("bn", bn="before", hidden=(8,), dropout=0.5))
@@ -52,6 +54,23 @@ def test_run_grid_gives_one_row_per_run(tiny_data, tmp_path):
     assert all(len(curve) == 2 for column in CURVE_COLUMNS for curve in rows[column])
     assert rows["final_valid_acc"].tolist() == [curve[-1] for curve in rows["valid_acc_curve"]]
     assert len(list(tmp_path.glob("*.json"))) == 4
+
+
+def test_the_grid_leaves_the_global_random_state_as_it_was(tiny_data, tmp_path):
+    seed_everything(5)
+    for expected_cached in (False, True):  # trained (each run reseeds), then read from the cache
+        before = random_states()
+        rows = grid(tiny_data, tmp_path)
+        assert_same_random_states(before, random_states())
+        assert rows["cached"].eq(expected_cached).all()
+
+
+def test_describing_the_variants_draws_no_random_numbers():
+    seed_everything(5)
+    before = random_states()
+    table = placement.describe_variants(TINY)
+    assert_same_random_states(before, random_states())
+    assert table["parameters"].tolist() == [count_parameters(mlp_spec(variant.options).build()) for variant in TINY]
 
 
 def test_the_run_seed_decides_the_result(tiny_data, tmp_path):
@@ -207,10 +226,10 @@ def test_derive_seeds_starts_at_the_base_seed():
 
 
 def test_layer_order_reads_like_the_model():
-    assert experiments.layer_order(Variant("x", bn="before")) == "Linear(bias=False) → BatchNorm1d → ReLU"
+    assert placement.layer_order(Variant("x", bn="before")) == "Linear(bias=False) → BatchNorm1d → ReLU"
     after = Variant("x", bn="after", dropout=0.5)
-    assert experiments.layer_order(after) == "Linear → ReLU → BatchNorm1d → Dropout(0.5)"
-    assert len(experiments.VARIANTS) == 7
+    assert placement.layer_order(after) == "Linear → ReLU → BatchNorm1d → Dropout(0.5)"
+    assert len(placement.VARIANTS) == 7
 
 
 def test_curves_long_has_one_row_per_epoch(tiny_data, tmp_path):

@@ -14,6 +14,8 @@ from bnlib import plotting
 from bnlib.plotting.axes import default_axes, default_figure
 from bnlib.train import History
 
+pytestmark = pytest.mark.usefixtures("close_figures")
+
 HISTORY = History(minibatch_loss=[2.0, 1.0, 0.5, 0.4], train_acc=[90.0, 95.0], valid_acc=[89.0, 94.0],
                   epoch_seconds=[1.0, 1.0])
 RECORD = {"accuracy_steps": [0, 50], "test_accuracy": [10.0, 90.0], "final_test_accuracy": 90.0,
@@ -55,12 +57,6 @@ def where_parameter(name):
     [where] = [key for key in ("ax", "figure") if key in parameters]
     assert parameters[where].default is None
     return where
-
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
 
 
 def test_every_exported_helper_is_called_here():

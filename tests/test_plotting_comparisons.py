@@ -1,17 +1,13 @@
 """bnlib.plotting.comparisons: one dot per seed with the mean ± std, and grouped bars with their values."""
 
-import matplotlib.pyplot as plt
 import pandas as pd
 import pytest
 from matplotlib.collections import PathCollection
 
 from bnlib.plotting.comparisons import plot_grouped_bars, plot_runs
+from bnlib.studies.tables import METRIC_LABELS
 
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def grid_runs():
@@ -28,7 +24,7 @@ def test_plot_runs_draws_every_seed_and_the_mean_with_its_std():
     means = [line.get_xdata()[0] for line in ax.lines if line.get_marker() == "D"]
     assert means == pytest.approx([96.2, 97.3])
     assert [label.get_text() for label in ax.get_yticklabels()] == ["b", "a"]
-    assert ax.get_xlabel() == "test accuracy (%)"
+    assert ax.get_xlabel() == METRIC_LABELS["test_acc"]
 
 
 def test_grouped_bars_one_bar_per_cell_with_labels():

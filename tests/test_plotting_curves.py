@@ -1,6 +1,5 @@
 """bnlib.plotting.curves: loss and accuracy curves, mean curves over seeds, accuracy by step; labelled, never shown."""
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
@@ -16,11 +15,7 @@ from bnlib.plotting.curves import (
 )
 from bnlib.train import History
 
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def history(offset=0.0):

@@ -1,6 +1,5 @@
 """bnlib.plotting.digits: grids of digits with their labels, and of test digits under each shift."""
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 import torch
@@ -8,11 +7,7 @@ from matplotlib.figure import Figure
 
 from bnlib.plotting.digits import plot_digits, plot_shifted_digits
 
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def test_digit_grid_shows_images_with_labels():

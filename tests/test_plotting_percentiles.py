@@ -1,16 +1,11 @@
 """bnlib.plotting.percentiles draws the numbers it is given: a unit's percentiles by step, the paper's Figure 1."""
 
-import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 
 from bnlib.plotting.percentiles import plot_figure1, plot_percentiles
 
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def run_record(final):

@@ -9,11 +9,7 @@ import pytest
 
 from bnlib.plotting.sweeps import plot_accuracy_and_noise, plot_accuracy_vs_momentum, plot_sweep
 
-
-@pytest.fixture(autouse=True)
-def close_figures():
-    yield
-    plt.close("all")
+pytestmark = pytest.mark.usefixtures("close_figures")
 
 
 def sweep_rows():

@@ -1,9 +1,7 @@
 """bnlib.runs: the cached-run recipe, and the lecture's run through it giving the notebooks' numbers, trained, read
 back or retrained; bnlib.stats.recorded_run: notebook 04's recorded run."""
 
-import random
 
-import numpy as np
 import pytest
 import torch
 from torch import nn
@@ -15,7 +13,8 @@ from bnlib.runtime import seed_everything
 from bnlib.stats import recorded_run
 from bnlib.stats.recording import BatchStatsRecorder, checkpoint_steps
 from bnlib.stats.running import replay_running_stats
-from bnlib.train import train_model, train_one_epoch
+from bnlib.train import sgd, train_model, train_one_epoch
+from tests.support.random_states import assert_same_random_states, random_states
 from tests.support.splits import random_splits
 
 BN_MODEL = {"hidden": (8, 6), "bn": "before", "dropout": 0.25}
@@ -51,14 +50,6 @@ def assert_same_model(first, second):
     assert first.state_dict().keys() == second.state_dict().keys()
     for name, tensor in first.state_dict().items():
         assert torch.equal(second.state_dict()[name], tensor), name
-
-
-def random_states():
-    return random.getstate(), np.random.get_state()[1].copy(), torch.random.get_rng_state()
-
-
-def assert_same_random_states(first, second):
-    assert first[0] == second[0] and np.array_equal(first[1], second[1]) and torch.equal(first[2], second[2])
 
 
 def test_trained_cached_and_retrained_runs_give_identical_numbers(tiny_data, tmp_path, monkeypatch):
@@ -180,6 +171,18 @@ def test_the_optimizer_key():
     assert runs.sgd_key(1) == {"name": "SGD", "lr": 1.0, "momentum": 0.0, "weight_decay": 0.0}
     with pytest.raises(ValueError, match="learning_rate must be a number in"):
         runs.sgd_key(-0.1)
+
+
+@pytest.mark.parametrize("learning_rate", [0.1, 1, 2.5])
+def test_the_optimizer_key_describes_what_sgd_builds(learning_rate):
+    optimizer = sgd(nn.Linear(3, 2).parameters(), learning_rate)
+    group = optimizer.param_groups[0]
+    described = {"name": type(optimizer).__name__, **{name: group[name] for name in ("lr", "momentum", "weight_decay")}}
+    assert runs.sgd_key(learning_rate) == described
+    plain = torch.optim.SGD(nn.Linear(3, 2).parameters(), lr=learning_rate).param_groups[0]
+    assert {**group, "params": None} == {**plain, "params": None}  # every other setting at torch's default
+    with pytest.raises(ValueError, match="learning_rate must be a number in"):
+        sgd(nn.Linear(3, 2).parameters(), 0)
 
 
 def test_describe_names_the_arguments_that_are_not_defaults():

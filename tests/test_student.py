@@ -54,13 +54,14 @@ def demo_notebook():
     return notebook
 
 
-def test_solution_regions_become_an_indented_stub(tmp_path):
+def test_solution_regions_become_an_indented_stub(tmp_path, private_umask):
     (tmp_path / "in").mkdir()
     nbformat.write(demo_notebook(), tmp_path / "in" / "01_demo.ipynb")
-    report = make_student.make_student_edition(tmp_path / "in", tmp_path / "out")
+    report = make_student.make_student_edition(tmp_path / "in", tmp_path / "out" / "student")
     assert report == {"01_demo.ipynb": "written"}
-    path = tmp_path / "out" / "01_demo.ipynb"
-    assert path.stat().st_mode & 0o777 == 0o644  # a class reads what the instructor wrote
+    path = tmp_path / "out" / "student" / "01_demo.ipynb"
+    assert path.stat().st_mode & 0o777 == 0o644  # a class reads what the instructor wrote, whatever the umask
+    assert [folder.stat().st_mode & 0o777 for folder in (path.parent.parent, path.parent)] == [0o755, 0o755]
     student = nbformat.read(path, as_version=4)
     nbformat.validate(student)
     cell = student.cells[1]

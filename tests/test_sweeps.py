@@ -89,3 +89,8 @@ def test_initialization_sweep_rows(data, tmp_path):
 def test_bad_learning_rate(data):
     with pytest.raises(ValueError, match="learning_rate"):
         sweeps.sweep_run({}, data, learning_rate=0, seed=0, **SIZES)
+
+
+def test_describe_values():
+    assert sweeps.describe_values([0.001, 0.3, 1.0], "none", prefix="σ = ") == "σ = 0.001, 0.3, 1"
+    assert sweeps.describe_values([], "none", prefix="σ = ") == "none"

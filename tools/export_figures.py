@@ -6,10 +6,12 @@ from pathlib import Path
 
 import nbformat
 
+from bnlib.files import make_folder, write_atomic
+
 
 def export_figures(notebook_dir, figure_dir):
     """Save each image/png output as its own file; returns the paths written."""
-    figure_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(figure_dir)
     written = []
     for path in sorted(notebook_dir.glob("*.ipynb")):
         notebook = nbformat.read(path, as_version=4)
@@ -17,7 +19,7 @@ def export_figures(notebook_dir, figure_dir):
             images = [out["data"]["image/png"] for out in cell.get("outputs", []) if "image/png" in out.get("data", {})]
             for number, image in enumerate(images):
                 target = figure_dir / f"{path.stem}--{cell.id}-{number}.png"
-                target.write_bytes(base64.b64decode(image))
+                write_atomic(target, base64.b64decode(image))
                 written.append(target)
     return written
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import nbformat
 
-from bnlib.files import write_atomic
+from bnlib.files import make_folder, write_atomic
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("your code here")'
@@ -93,7 +93,7 @@ def sha256(data):
 def make_student_edition(source_dir, target_dir):
     """Write target_dir/<name>.ipynb for each notebook; returns {name: "written" or "kept: edited since written"}."""
     source_dir, target_dir = Path(source_dir), Path(target_dir)
-    target_dir.mkdir(parents=True, exist_ok=True)
+    make_folder(target_dir)
     manifest_path = target_dir / MANIFEST
     manifest = json.loads(manifest_path.read_text()) if manifest_path.exists() else {}
     report = {}

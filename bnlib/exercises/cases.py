@@ -8,7 +8,7 @@ from torch import nn
 
 from bnlib.exercises.harness import Case
 
-SEED = 453  # the lecture's course number: any fixed seed gives the same cases every run
+EXERCISE_SEED = 453  # the lecture's course number: any fixed seed gives the same cases every run
 
 
 def batch(generator, n, c, mean=0.0, std=1.0, dtype=torch.float32):
@@ -51,14 +51,14 @@ def batches(generator):
 
 def train_cases(z=None):
     """Cases for fn(z, gamma, beta, eps)."""
-    generator = torch.Generator().manual_seed(SEED)
+    generator = torch.Generator().manual_seed(EXERCISE_SEED)
     named = batches(generator) + ([("your model's activations", check_activations(z))] if z is not None else [])
     return [Case(name, (values, *affine(generator, values.shape[1], values.dtype), 1e-5)) for name, values in named]
 
 
 def backward_cases(z=None):
     """Cases for fn(dout, z, gamma, eps); dout has a non-zero mean, so constant statistics show."""
-    generator = torch.Generator().manual_seed(SEED + 1)
+    generator = torch.Generator().manual_seed(EXERCISE_SEED + 1)
     named = batches(generator) + ([("your model's activations", check_activations(z))] if z is not None else [])
     cases = []
     for name, values in named:
@@ -75,7 +75,7 @@ def _running(generator, c, dtype):
 
 def running_cases(z=None):
     """Cases for fn(running_mean, running_var, batch, momentum, step), step counted from 1."""
-    generator = torch.Generator().manual_seed(SEED + 2)
+    generator = torch.Generator().manual_seed(EXERCISE_SEED + 2)
     settings = [  # name, (N, C), dtype, momentum, step
         ("momentum 0.1, the first step", (16, 5), torch.float32, 0.1, 1),
         ("a small batch (N = 3), where the unbiased variance differs", (3, 5), torch.float32, 0.1, 7),
@@ -98,7 +98,7 @@ def running_cases(z=None):
 
 def eval_cases(z=None):
     """Cases for fn(z, running_mean, running_var, gamma, beta, eps); the running statistics differ from the batch's."""
-    generator = torch.Generator().manual_seed(SEED + 3)
+    generator = torch.Generator().manual_seed(EXERCISE_SEED + 3)
     named = [  # name, z, running mean, running var
         ("random values", batch(generator, 16, 6, 0.5, 2.0), 1.0, 2.0),
         ("running variances near eps", batch(generator, 12, 5, 0.0, 3e-3), 0.0, 1e-5),
@@ -141,7 +141,7 @@ def _layers(generator, in_features, out_features, *, bias, dtype, eps=1e-5, near
 
 def fold_cases():
     """Cases for fn(linear, bn): data['x'] holds the inputs both models are compared on."""
-    generator = torch.Generator().manual_seed(SEED + 4)
+    generator = torch.Generator().manual_seed(EXERCISE_SEED + 4)
     settings = [
         ("a Linear with bias", dict(in_features=6, out_features=4, bias=True, dtype=torch.float32)),
         ("a Linear without bias (bias=False)", dict(in_features=7, out_features=5, bias=False, dtype=torch.float32)),

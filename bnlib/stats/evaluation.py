@@ -6,6 +6,7 @@ from collections import OrderedDict
 import torch
 from torch import nn
 
+from bnlib.runtime import model_device
 from bnlib.stats.batchnorm import BATCHNORM_TYPES, check_covers_every_layer, swapped_running_stats
 from bnlib.stats.population import population_stats
 from bnlib.stats.running import running_stats_at
@@ -52,7 +53,7 @@ class KeptWeightsEvaluator:
         if step not in self._cache:
             model = self.recorder.model_at(step).eval()
             prefix, suffix = self._split(model)
-            device = self.device or next(model.parameters()).device
+            device = model_device(model, self.device)
             self._cache[step] = (model, suffix, prefix(self.images.to(device)))
             if len(self._cache) > self.max_cached:
                 self._cache.popitem(last=False)

@@ -10,6 +10,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from bnlib.runtime import model_device
 from bnlib.stats.batchnorm import batchnorm_layers, swapped_running_stats, unit_view
 from bnlib.train import evaluation_mode
 
@@ -90,7 +91,7 @@ def population_stats(model, loader, device=None):
     population statistics, which is what eval mode will see once these are installed. For an
     nn.Sequential this takes one pass and holds one layer's activations for the whole loader.
     """
-    device = device or next(model.parameters()).device
+    device = model_device(model, device)
     if isinstance(model, nn.Sequential) and all("." not in name for name, _ in batchnorm_layers(model)):
         return _population_layer_by_layer(model, loader, device)
     stats = {}
@@ -124,7 +125,7 @@ def recalibrate(model, loader, device=None, *, layer_by_layer=False):
     `layer_by_layer=True` removes the second difference: one pass per layer, the earlier layers
     already in eval mode with their new statistics.
     """
-    device = device or next(model.parameters()).device
+    device = model_device(model, device)
     layers = [module for _, module in batchnorm_layers(model)]
     momenta = [module.momentum for module in layers]
     model.eval()

@@ -16,7 +16,7 @@ from bnlib.runs import cached_run, describe_run, mlp_spec, run_key, stored_tenso
 from bnlib.runtime import resolve_device
 from bnlib.stats.batchnorm import batchnorm_layers, unit_view
 from bnlib.studies.devices import split_batchnorm
-from bnlib.train import compute_accuracy, evaluation_mode, train_one_epoch
+from bnlib.train import compute_accuracy, evaluation_mode, sgd, train_one_epoch
 
 PROCEDURE = "one_epoch_per_batch_size"
 NOISE_IMAGES = 10_000  # training images the statistic noise is measured on
@@ -59,7 +59,7 @@ def train_one_epoch_at(model, *, batch_size, devices, seed, learning_rate, data,
     model = model.build(seed)
     trained = (split_batchnorm(model, devices) if devices > 1 else model).to(device)
     train = training_loader(data.train, batch_size, seed, device)
-    train_one_epoch(trained, train, torch.optim.SGD(trained.parameters(), lr=learning_rate), device)
+    train_one_epoch(trained, train, sgd(trained.parameters(), learning_rate), device)
     model.load_state_dict(trained.state_dict())  # eval mode never splits: the plain model computes the same
     model.to(device).eval()
     test_images, test_labels = (tensor.to(device) for tensor in data.split("test"))

@@ -15,7 +15,7 @@ from bnlib.data import training_loader
 from bnlib.models import first_linear, make_mlp
 from bnlib.runtime import resolve_device, seed_everything
 from bnlib.stats.batchnorm import first_batchnorm
-from bnlib.train import evaluation_mode, train_one_epoch
+from bnlib.train import evaluation_mode, sgd, train_one_epoch
 
 
 def make_bias_pair(seed, bias_std=1.0, **model_options):
@@ -102,7 +102,7 @@ def train_with_snapshots(model, loader, probe, learning_rate, seed, min_steps, d
     """SGD for whole epochs of `loader` until at least `min_steps` steps; the EvalSnapshots taken after each step."""
     torch.manual_seed(seed)
     model.to(device)
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    optimizer = sgd(model.parameters(), learning_rate)
     snapshots, step = EvalSnapshots(probe), 0
     for _ in range(math.ceil(min_steps / len(loader))):
         step = train_one_epoch(model, loader, optimizer, device, step=step, on_batch=snapshots)

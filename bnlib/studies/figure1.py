@@ -15,10 +15,10 @@ from torch import nn
 from bnlib.checks import check_integer
 from bnlib.data import TensorLoader, training_loader
 from bnlib.models import mlp_arguments
-from bnlib.runs import ModelSpec, cached_run, mlp_spec, run_key, stored_tensors
+from bnlib.runs import ModelSpec, cached_run, describe_run, mlp_spec, run_key, stored_tensors
 from bnlib.runtime import resolve_device
 from bnlib.studies.noisy_batchnorm import make_noisy_mlp, noise_replayed
-from bnlib.train import compute_accuracy, evaluation_mode, train_steps
+from bnlib.train import compute_accuracy, evaluation_mode, sgd, train_steps
 
 PAPER_NETWORK = {"hidden": (100, 100, 100), "activation": "sigmoid", "init_std": 0.01, "zero_bias": True}
 PAPER_BATCH_SIZE = 60
@@ -115,7 +115,7 @@ def train_and_track(model, data, *, num_steps, batch_size, learning_rate, seed, 
 
     model.train()
     measure(model, 0)
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    optimizer = sgd(model.parameters(), learning_rate)
     history = train_steps(model, loader, optimizer, num_steps, device=device, on_step=measure)
     record = {
         "tracked_steps": steps,
@@ -147,6 +147,5 @@ def tracked_run(bn, data, *, num_steps, seed, noise=None, batch_size=PAPER_BATCH
     def compute():
         return train_and_track(model.build(seed), data, learning_rate=learning_rate, device=device, **sizes)
 
-    name = "noisy BatchNorm" if noise is not None else ("BatchNorm" if bn else "no BatchNorm")
     return cached_run(key, model, compute, data=data, device=device, cache_dir=cache_dir, verbose=verbose,
-                      description=f"Figure 1 network, {name}, {num_steps:,} steps")  # fmt: skip
+                      description=describe_run(model, f"{num_steps:,} steps", f"seed {seed}"))  # fmt: skip

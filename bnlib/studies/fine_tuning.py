@@ -9,17 +9,16 @@ to them; `freeze_batchnorm` keeps the pretrained statistics.
 import copy
 import functools
 
-import torch
 import torch.nn.functional as F
 
 from bnlib.checks import check_choice, check_integer
 from bnlib.data import training_loader
 from bnlib.models import freeze_batchnorm, output_layer
-from bnlib.runs import ModelSpec, cached_run, run_key, stored_tensors
-from bnlib.runtime import resolve_device, seed_everything
+from bnlib.runs import ModelSpec, cached_run, describe_run, run_key, stored_tensors
+from bnlib.runtime import model_device, resolve_device, seed_everything
 from bnlib.stats.batchnorm import first_batchnorm
 from bnlib.studies.shift import shift_images, shifted_accuracy
-from bnlib.train import train_one_epoch
+from bnlib.train import sgd, train_one_epoch
 
 PROCEDURE = "fine_tune"
 FREEZE_CHOICES = ("naive freeze", "BatchNorm frozen", "full fine-tuning")
@@ -46,8 +45,7 @@ def one_training_step(model, images, labels, learning_rate):
     gradients. Returns whether the first BatchNorm is then in train mode and how far each of its tensors moved."""
     layer = first_batchnorm(model)
     before = {name: tensor.clone() for name, tensor in layer.state_dict().items()}
-    optimizer = torch.optim.SGD([parameter for parameter in model.parameters() if parameter.requires_grad],
-                                lr=learning_rate)  # fmt: skip
+    optimizer = sgd([parameter for parameter in model.parameters() if parameter.requires_grad], learning_rate)
     model.train()
     F.cross_entropy(model(images), labels).backward()
     optimizer.step()
@@ -65,10 +63,10 @@ def fine_tuning_start(pretrained, choice):
 
 def fine_tune(model, choice, images, labels, *, num_epochs, batch_size, learning_rate, seed, device=None):
     """Fine-tune `model` in place on (images, labels) with SGD, frozen as `choice` says; returns it in eval mode."""
-    device = device or next(model.parameters()).device
+    device = model_device(model, device)
     trainable = prepare_fine_tuning(model, choice)
     loader = training_loader((images, labels), batch_size, seed, device)
-    optimizer = torch.optim.SGD(trainable, lr=learning_rate)
+    optimizer = sgd(trainable, learning_rate)
     seed_everything(seed)
     for _ in range(check_integer("num_epochs", num_epochs, minimum=1)):
         train_one_epoch(model, loader, optimizer, device)  # calls model.train(), as every training loop does
@@ -79,7 +77,7 @@ def fine_tuned_run(pretrained, choice, shift, *, data, num_labelled, num_epochs,
                    device=None):  # fmt: skip
     """The CachedRun of fine-tuning a copy of `pretrained` (a CachedRun, left unchanged), from the cache or trained.
 
-    Fine-tunes on the first `num_labelled` training images under `shift` (a domain_shift name);
+    Fine-tunes on the first `num_labelled` training images under `shift` (a name in `shift.SHIFTS`);
     the pretrained run's cache key goes into this run's key. The record holds "clean_test_acc" and
     "shifted_test_acc" (%, eval mode).
     """
@@ -102,4 +100,6 @@ def fine_tuned_run(pretrained, choice, shift, *, data, num_labelled, num_epochs,
         }
         return record, stored_tensors(tuned)
 
-    return cached_run(key, model, compute, data=data, device=device, description=f"fine-tuning ({choice}) on {shift}")
+    description = describe_run(model, f"shift {shift}", f"{num_labelled} labelled images", f"{num_epochs} epochs",
+                               f"seed {seed}")  # fmt: skip
+    return cached_run(key, model, compute, data=data, device=device, description=description)

@@ -21,7 +21,7 @@ from bnlib.checks import check_integer
 from bnlib.config import BATCH_SIZE, LEARNING_RATE, SEED
 from bnlib.data import load_mnist
 from bnlib.models import count_parameters, mlp_arguments
-from bnlib.runs import lecture_description, lecture_key, mlp_spec, train_lecture_run
+from bnlib.runs import lecture_description, lecture_key, mlp_spec, preserved_random_state, train_lecture_run
 from bnlib.runtime import resolve_device
 from bnlib.studies.significance import Claim
 from bnlib.train import History
@@ -43,7 +43,9 @@ class Variant:
         return mlp_spec(self.options)
 
     def make_model(self):
-        return self.spec().build()
+        """The variant's model on the meta device: its layers and parameter count, with no draw from the global
+        random state (describing the variants leaves the notebook's later numbers as they were)."""
+        return self.spec().build_on_meta()
 
 
 # The grid of notebook 03: the lecture's runs, each "no difference" claim as its own pair. make_mlp drops the
@@ -209,6 +211,28 @@ def train_pending(pending, options, data, device, workers):
         pool.shutdown(wait=False, cancel_futures=True)
 
 
+def _train_and_store(runs, configs, done, *, options, data, device, folder, workers, progress):
+    """Train the runs missing from `done` and store each in the run cache as it finishes, adding it to `done`.
+
+    Ctrl-C (or an interrupted run) stops the grid with a warning; the finished runs stay in `done`.
+    """
+    pending = [(index, *runs[index]) for index in range(len(runs)) if index not in done]
+    with tqdm(total=len(runs), initial=len(done), desc="grid runs", disable=not progress) as bar:
+        for index, result in train_pending(pending, options, data, device, workers):
+            if index is None or result[0]["interrupted"]:
+                warnings.warn(
+                    f"Interrupted: {len(runs) - len(done)} of {len(runs)} runs are not finished and not cached. "
+                    "Run the cell again to resume from the cache.",
+                    stacklevel=3,  # the caller of run_grid
+                )
+                return
+            variant, seed = runs[index]
+            description = lecture_description(variant.spec(), seed, options["num_epochs"])
+            write_entry(folder, configs[index], *result, description=description)
+            done[index] = (result[0], False)
+            bar.update()
+
+
 def run_grid(
     variants=VARIANTS,
     seeds=(SEED,),
@@ -228,6 +252,7 @@ def run_grid(
     CURVE_COLUMNS (per epoch: train and validation accuracy, mean minibatch loss). `data` defaults
     to `load_mnist()`; `workers` > 1 trains that many runs at once on a multi-core CPU. Ctrl-C stops
     the grid: unfinished runs are not cached, a warning says so, and the finished rows come back.
+    The global random state is left as it was (each run seeds itself), whether the runs were trained or read.
     """
     _check_grid(tuple(variants), tuple(seeds))
     check_integer("workers", workers, minimum=1)
@@ -244,21 +269,9 @@ def run_grid(
         entry = lookup(folder, config)
         if entry is not None:
             done[index] = (entry.record, True)
-    pending = [(index, *runs[index]) for index in range(len(runs)) if index not in done]
-    with tqdm(total=len(runs), initial=len(done), desc="grid runs", disable=not progress) as bar:
-        for index, result in train_pending(pending, options, data, device, workers):
-            if index is None or result[0]["interrupted"]:
-                warnings.warn(
-                    f"Interrupted: {len(runs) - len(done)} of {len(runs)} runs are not finished and not cached. "
-                    "Run the cell again to resume from the cache.",
-                    stacklevel=2,
-                )
-                break
-            variant, seed = runs[index]
-            description = lecture_description(variant.spec(), seed, num_epochs)
-            write_entry(folder, configs[index], *result, description=description)
-            done[index] = (result[0], False)
-            bar.update()
+    with preserved_random_state():  # each run reseeds Python, NumPy and torch (ModelSpec.build)
+        _train_and_store(runs, configs, done, options=options, data=data, device=device, folder=folder,
+                         workers=workers, progress=progress)  # fmt: skip
     rows = [_row(*runs[index], *done[index]) for index in sorted(done)]
     return pd.DataFrame(rows, columns=TABLE_COLUMNS + CURVE_COLUMNS)
 

@@ -14,17 +14,10 @@ from scipy import optimize, stats
 
 from bnlib.checks import check_choice, check_integer, check_number
 from bnlib.config import FULL
+from bnlib.studies.tables import METRIC_LABELS
 
 ALPHA = 0.05  # the test's level: how often two equal variants are called different
 POWER = 0.8  # the chance of detecting a difference that `detectable_difference` reports
-METRIC_LABELS = {
-    "test_acc": "test accuracy (%)",
-    "final_train_acc": "final train accuracy (%)",
-    "final_valid_acc": "final validation accuracy (%)",
-    "best_valid_acc": "best validation accuracy (%)",
-    "train_test_gap": "train - test gap (points)",
-    "seconds_per_epoch": "seconds per epoch",
-}
 EXPECTATIONS = ("same", "higher", "lower")  # what a claim says of a vs b
 VERDICTS = (
     "consistent with our runs",  # no difference claimed, and the test finds none

@@ -8,13 +8,12 @@ an error); a network "trains at" a setting when its test accuracy reaches 90 %.
 import math
 
 import pandas as pd
-import torch
 
 from bnlib.checks import check_integer
 from bnlib.data import TensorLoader, training_loader
 from bnlib.runs import cached_run, describe_run, mlp_spec, run_key, stored_tensors
 from bnlib.runtime import resolve_device
-from bnlib.train import DIVERGENCE_FACTOR, DivergenceCheck, compute_accuracy, evaluation_mode, train_steps
+from bnlib.train import DIVERGENCE_FACTOR, DivergenceCheck, compute_accuracy, evaluation_mode, sgd, train_steps
 
 TRAINS_AT_ACCURACY = 90.0  # percent test accuracy
 NETWORKS = {"no BatchNorm": {}, "BatchNorm": {"bn": "before"}}  # the lecture's 784-75-45-10 ReLU MLP
@@ -30,7 +29,7 @@ def train_until_diverged(model, data, *, num_epochs, batch_size, learning_rate, 
     model.to(device)
     loader = training_loader(data.train, batch_size, seed, device)
     check = DivergenceCheck()
-    optimizer = torch.optim.SGD(model.parameters(), lr=learning_rate)
+    optimizer = sgd(model.parameters(), learning_rate)
     history = train_steps(model, loader, optimizer, num_epochs * len(loader), device=device, on_step=check)
     diverged = check.diverged_at is not None
     accuracy = None
@@ -118,3 +117,8 @@ def trained_values(table, column):
     """{network: sorted values of `column` at which every seed trains (reaches 90 % test accuracy)}."""
     trains = table.groupby(["network", column], sort=False)["trains"].all()
     return {network: sorted(trains[network][trains[network]].index) for network in table["network"].unique()}
+
+
+def describe_values(values, empty, prefix=""):
+    """The grid values a sentence names: `prefix` then 'a, b, c' (each with :g), or `empty` when there are none."""
+    return prefix + ", ".join(f"{value:g}" for value in values) if values else empty

@@ -5,9 +5,9 @@ ipympl is missing (Colab, some VS Code set-ups). `BNLIB_BACKEND=inline` forces t
 ipympl can be importable where the frontend cannot show its widgets.
 """
 
-import os
-
 import matplotlib
+
+from bnlib.config import env_value
 
 BACKEND_ENV = "BNLIB_BACKEND"
 WIDGET_BACKEND = "module://ipympl.backend_nbagg"  # what `%matplotlib widget` selects
@@ -22,7 +22,7 @@ def ipympl_active():
 
 def inline_forced():
     """True when `BNLIB_BACKEND=inline` asks for static figures (the frontend cannot show live widgets)."""
-    return os.environ.get(BACKEND_ENV, "").strip().lower() == "inline"
+    return env_value(BACKEND_ENV) == "inline"
 
 
 def browser_figures_enabled():

@@ -11,6 +11,7 @@ do not run).
 
 import base64
 import io
+import traceback
 
 import ipywidgets as widgets
 import matplotlib.image
@@ -68,6 +69,21 @@ def figure_png(figure):
     matplotlib.image.imsave(buffer, np.asarray(figure.canvas.buffer_rgba()), format="png",
                             pil_kwargs={"compress_level": 1})
     return buffer.getvalue()
+
+
+def redraw_showing_errors(widget, draw):
+    """Call `draw()` (it updates `widget`'s artists), then `widget.display.render()`; `widget.last_error` is None after.
+
+    An exception becomes `widget.last_error` and its traceback goes to `widget.output` (an ipywidgets.Output), so it
+    shows under the figure instead of vanishing into the widget log of a slider callback.
+    """
+    try:
+        draw()
+        widget.display.render()
+        widget.last_error = None
+    except Exception as error:
+        widget.last_error = error
+        widget.output.append_stderr(traceback.format_exc())
 
 
 def with_png(bundle, display):

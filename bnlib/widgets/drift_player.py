@@ -7,13 +7,11 @@ the y limits, then redraws. Its display (`bnlib.widgets.displays`) is ipympl's c
 else a PNG image re-rendered after each change.
 """
 
-import traceback
-
 import ipywidgets as widgets
 import numpy as np
 
 from bnlib.studies.figure1 import PERCENTILES
-from bnlib.widgets.displays import choose_display, figure_display, new_figure, with_png
+from bnlib.widgets.displays import choose_display, figure_display, new_figure, redraw_showing_errors, with_png
 
 RANGE_PERCENTILES = (0.5, 99.5)  # a network's x axis spans these percentiles of all its inputs at all steps
 
@@ -72,22 +70,19 @@ class DriftPlayer(widgets.VBox):
         return max(int(np.searchsorted(self.steps, step, side="right")) - 1, 0)
 
     def update(self):
-        """Redraw every histogram and percentile line for the slider's step."""
-        try:
-            index = self.checkpoint(self.step.value)
-            for name, values in self.samples.items():
-                counts = histogram_counts(values[index], self.edges[name])
-                self.bars[name].set_data(counts)
-                self.bars[name].axes.set_ylim(0, 1.05 * counts.max())  # the x axis stays: drift shows as a move
-                quantiles = np.percentile(values[index], PERCENTILES)
-                for line, value in zip(self.lines[name], quantiles, strict=True):
-                    line.set_xdata([value, value])
-                self.bars[name].axes.set_title(f"{name}, step {self.steps[index]}: median {quantiles[1]:+.2f}")
-            self.display.render()
-            self.last_error = None
-        except Exception as error:  # shown under the figure instead of vanishing into the widget log
-            self.last_error = error
-            self.output.append_stderr(traceback.format_exc())
+        """Redraw every histogram and percentile line for the slider's step (an error is shown in `output`)."""
+        redraw_showing_errors(self, self._draw_step)
+
+    def _draw_step(self):
+        index = self.checkpoint(self.step.value)
+        for name, values in self.samples.items():
+            counts = histogram_counts(values[index], self.edges[name])
+            self.bars[name].set_data(counts)
+            self.bars[name].axes.set_ylim(0, 1.05 * counts.max())  # the x axis stays: drift shows as a move
+            quantiles = np.percentile(values[index], PERCENTILES)
+            for line, value in zip(self.lines[name], quantiles, strict=True):
+                line.set_xdata([value, value])
+            self.bars[name].axes.set_title(f"{name}, step {self.steps[index]}: median {quantiles[1]:+.2f}")
 
     def _repr_mimebundle_(self, **kwargs):
         """The widget view, plus a PNG of the current state for places where widgets do not run."""

@@ -9,7 +9,6 @@ current state, which static views (HTML export, a saved notebook) show.
 """
 
 import bisect
-import traceback
 
 import ipywidgets as widgets
 import numpy as np
@@ -17,7 +16,7 @@ import numpy as np
 from bnlib.stats.evaluation import KeptWeightsEvaluator
 from bnlib.stats.population import population_at_steps
 from bnlib.stats.running import running_stats_at
-from bnlib.widgets.displays import check_display, choose_display, figure_display, with_png
+from bnlib.widgets.displays import check_display, choose_display, figure_display, redraw_showing_errors, with_png
 from bnlib.widgets.explorer_figure import MAX_DOTS, ExplorerFigure, View
 
 
@@ -140,19 +139,17 @@ class MomentumExplorer(widgets.VBox):
         return View(self.layer.value, min(self.unit.value, units - 1), self.current_momentum, self.step.value, x_max)
 
     def update(self):
-        """Redraw the running statistics, reference, caption and readout for the controls' current values."""
-        try:
-            view = self.current_view()
-            self.unit.max = self.units[view.layer] - 1
-            self.momentum.disabled = view.momentum is None
-            self.plot.show(view)
-            self.caption.value = self._caption(view)
-            self.readout.value = self._readout(view)
-            self.display.render()
-            self.last_error = None
-        except Exception as error:  # shown under the figure instead of vanishing into the widget log
-            self.last_error = error
-            self.output.append_stderr(traceback.format_exc())
+        """Redraw the running statistics, reference, caption and readout for the controls' current values (an error
+        is shown in `output`)."""
+        redraw_showing_errors(self, self._draw_view)
+
+    def _draw_view(self):
+        view = self.current_view()
+        self.unit.max = self.units[view.layer] - 1
+        self.momentum.disabled = view.momentum is None
+        self.plot.show(view)
+        self.caption.value = self._caption(view)
+        self.readout.value = self._readout(view)
 
     def _caption(self, view):
         epoch = f" (epoch {view.step / self.steps_per_epoch:.2f})" if self.steps_per_epoch else ""

@@ -1,6 +1,7 @@
 """What the tests share besides fixtures (those are in tests/conftest.py); imported as `tests.support.<module>`.
 
 splits: small MNISTSplits; cache_keys: keys under another torch or bnlib code; lab_server and notebook_page:
-the browser test's JupyterLab and page objects; execution: a notebook run in a fresh kernel in quick mode.
+the browser test's JupyterLab and page objects; execution: a notebook run in a fresh kernel in quick mode;
+random_states: the global random state captured and compared.
 Support modules never import test modules.
 """

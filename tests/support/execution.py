@@ -4,6 +4,8 @@ import os
 
 from nbclient import NotebookClient
 
+from bnlib.config import QUICK_ENV
+
 
 def execute_in_quick_mode(notebook, folder, timeout=600):
     """Run every cell of `notebook` (changed in place, outputs filled) in a kernel started in `folder`.
@@ -11,7 +13,7 @@ def execute_in_quick_mode(notebook, folder, timeout=600):
     The kernel gets this process's environment (so the session's BNLIB_CACHE_DIR and BNLIB_DATA_DIR) with
     BNLIB_QUICK=1 and MPLBACKEND=Agg. Raises CellExecutionError, with the cell and traceback, on any error.
     """
-    env = dict(os.environ, BNLIB_QUICK="1", MPLBACKEND="Agg")
+    env = os.environ | {QUICK_ENV: "1", "MPLBACKEND": "Agg"}
     client = NotebookClient(notebook, timeout=timeout, kernel_name="python3",
                             resources={"metadata": {"path": str(folder)}})
     client.execute(env=env)

@@ -23,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+CHROMIUM_ENV = "BNLIB_CHROMIUM"  # a Chromium/Chrome executable to use instead of the usual paths
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 CHROMIUM_ARGS = [
     "--no-sandbox",
@@ -34,7 +35,7 @@ CHROMIUM_ARGS = [
 ]
 INSTALL_HINT = (
     "the browser test needs Chromium and Python Playwright: `apt-get install -y chromium` "
-    "(or set BNLIB_CHROMIUM to a Chromium/Chrome executable) and `pip install -e '.[dev]'`"
+    f"(or set {CHROMIUM_ENV} to a Chromium/Chrome executable) and `pip install -e '.[dev]'`"
 )
 
 # Settings the server starts with (its own user-settings folder, so a developer's settings don't apply):
@@ -51,7 +52,7 @@ LAB_SETTINGS = {
 
 def find_chromium():
     """The Chromium executable: `$BNLIB_CHROMIUM`, a usual system path, or one on PATH; None if there is none."""
-    explicit = os.environ.get("BNLIB_CHROMIUM")
+    explicit = os.environ.get(CHROMIUM_ENV)
     if explicit:
         return explicit if os.access(explicit, os.X_OK) else None
     for path in CHROMIUM_CANDIDATES:

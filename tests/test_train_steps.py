@@ -1,5 +1,5 @@
-"""Training by step count: it stops exactly where asked, takes the same steps as train_one_epoch, and the
-divergence rule (non-finite, or above 10 x the first loss) stops a run."""
+"""bnlib.train.train_steps, training by step count: it stops exactly where asked, takes the same steps as
+train_one_epoch, and the divergence rule (non-finite, or above 10 x the first loss) stops a run."""
 
 import copy
 import math

@@ -1,4 +1,5 @@
-"""track_running_stats=False: no buffers, batch statistics in eval mode, so batch-mates matter and one example fails."""
+"""bnlib.stats.batchnorm.with_per_batch_statistics: track_running_stats=False, so no buffers and batch statistics in
+eval mode; batch-mates matter and one example fails."""
 
 import pytest
 import torch
