@@ -5,6 +5,8 @@ import random
 import numpy as np
 import torch
 
+from bnlib.checks import check_integer
+
 
 def resolve_device(device=None):
     """`device` as a torch.device when given; else the best available one: CUDA, then Apple's MPS, then the CPU.
@@ -35,3 +37,9 @@ def seed_everything(seed):
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)  # also seeds every CUDA device
+
+
+def derive_seeds(base_seed, num_seeds):
+    """Run seeds `base_seed, base_seed + 1, ...`: the first is the lecture's seed, so run 1 matches notebook 02."""
+    base_seed = check_integer("base_seed", base_seed, minimum=0)
+    return [base_seed + index for index in range(check_integer("num_seeds", num_seeds, minimum=1))]

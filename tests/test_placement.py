@@ -20,7 +20,6 @@ from bnlib.studies.placement import (
     VARIANTS,
     Variant,
     curves_long,
-    derive_seeds,
     run_grid,
 )
 from bnlib.train import History
@@ -217,12 +216,6 @@ def test_grid_runs_go_to_the_run_cache_folder(tiny_data, tmp_path, monkeypatch):
 def test_run_grid_rejects_bad_arguments(tiny_data, tmp_path, changes, message):
     with pytest.raises((ValueError, TypeError), match=message):
         grid(tiny_data, tmp_path, **changes)
-
-
-def test_derive_seeds_starts_at_the_base_seed():
-    assert derive_seeds(123, 3) == [123, 124, 125]
-    with pytest.raises(ValueError, match="num_seeds"):
-        derive_seeds(123, 0)
 
 
 def test_layer_order_reads_like_the_model():

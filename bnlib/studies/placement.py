@@ -97,12 +97,6 @@ TABLE_COLUMNS = [
 CURVE_COLUMNS = ["train_acc_curve", "valid_acc_curve", "loss_curve"]
 
 
-def derive_seeds(base_seed, num_seeds):
-    """Run seeds `base_seed, base_seed + 1, ...`: the first is the lecture's seed, so run 1 matches notebook 02."""
-    base_seed = check_integer("base_seed", base_seed, minimum=0)
-    return [base_seed + index for index in range(check_integer("num_seeds", num_seeds, minimum=1))]
-
-
 def _block_part(module):
     if isinstance(module, nn.Linear):
         return "Linear" if module.bias is not None else "Linear(bias=False)"

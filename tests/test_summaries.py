@@ -1,10 +1,9 @@
-"""bnlib.studies.tables: the summary row of a run is read from its history; one set of labels for every table."""
+"""bnlib.studies.significance: the summary row of a run is read from its history; one set of labels for every table."""
 
 import pandas as pd
 import pytest
 
-from bnlib.studies.significance import format_mean_std, summarize_runs
-from bnlib.studies.tables import summarize_histories
+from bnlib.studies.significance import format_mean_std, summarize_histories, summarize_runs
 from bnlib.train import History
 
 
