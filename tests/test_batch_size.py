@@ -6,7 +6,7 @@ import torch
 from bnlib.cache import CACHE_DIR_ENV
 from bnlib.models import make_mlp
 from bnlib.runs import cache_summary
-from bnlib.studies.batch_size import batch_statistic_noise, one_epoch_run
+from bnlib.studies.batch_size import batch_statistic_noise, noise_images, one_epoch_run, shuffled_batches
 from tests.support.splits import random_splits
 
 
@@ -15,19 +15,46 @@ def tiny_data():
     return random_splits(96, 16, 32)
 
 
-def test_batch_statistic_noise_by_hand():
+def test_batch_statistic_noise_by_hand_on_the_same_seeded_batches():
     torch.manual_seed(0)
     model = make_mlp((6,), bn="before").train()
-    images = torch.rand(40, 1, 28, 28)
-    mean_noise, var_noise = batch_statistic_noise(model, images, 8)
+    images = torch.rand(43, 1, 28, 28)
+    mean_noise, var_noise = batch_statistic_noise(model, images, 8, seed=5)
     with torch.no_grad():
-        values = model[1](model[0](images)).double()  # the first BatchNorm's input, (40, 6)
-    batches = values.reshape(5, 8, 6)
+        values = model[1](model[0](images)).double()  # the first BatchNorm's input, (43, 6)
+    order = torch.randperm(43, generator=torch.Generator().manual_seed(5))  # what a loader seeded with 5 draws
+    batches = values[order[:40]].reshape(5, 8, 6)  # the last 3 shuffled images are dropped
     expected_mean = (((batches.mean(1) - values.mean(0)) / values.std(0)) ** 2).mean(0).sqrt().mean()
     expected_var = ((batches.var(1) / values.var(0) - 1) ** 2).mean(0).sqrt().mean()
     assert mean_noise == pytest.approx(expected_mean.item(), rel=1e-9)
     assert var_noise == pytest.approx(expected_var.item(), rel=1e-9)
     assert model.training  # the measuring pass was in eval mode and the mode is restored
+
+
+def test_shuffled_batches_are_a_seeded_permutation_cut_into_batches():
+    values = torch.arange(22.0).reshape(11, 2)
+    batches = shuffled_batches(values, 3, seed=1)
+    assert batches.shape == (3, 3, 2)
+    rows = batches.reshape(-1, 2)
+    assert len(set(rows[:, 0].tolist())) == 9 and torch.equal(rows[:, 1], rows[:, 0] + 1)  # whole rows, no repeats
+    assert torch.equal(shuffled_batches(values, 3, seed=1), batches)
+    assert not torch.equal(shuffled_batches(values, 3, seed=2), batches)
+
+
+def test_shuffling_removes_what_the_file_order_groups_together():
+    # Each unit's values sorted, as a file sorted by label would group similar images: contiguous batches of 64
+    # have means far from the population's. Shuffled batches (a partition of a random permutation) have
+    # E[(batch mean - mean)^2] / S^2 = (1/B)(1 - B/N) with S^2 the N - 1 variance (sampling without replacement).
+    count, units, size = 4096, 64, 64
+    values = torch.randn(count, units, generator=torch.Generator().manual_seed(0)).sort(dim=0).values
+    model = torch.nn.Sequential(torch.nn.Identity(), torch.nn.BatchNorm1d(units))
+    mean_noise, var_noise = batch_statistic_noise(model, values, size, seed=3)
+    expected = ((1 - size / count) / size) ** 0.5  # 0.124
+    assert mean_noise == pytest.approx(expected, rel=0.05)  # 4,096 squared errors: relative SE of the RMS ~1 %
+    assert var_noise == pytest.approx((2 / (size - 1)) ** 0.5, rel=0.1)
+    contiguous = values.reshape(-1, size, units)  # what batching in file order measured
+    contiguous_mean_noise = ((contiguous.mean(1) - values.mean(0)) / values.std(0)).pow(2).mean(0).sqrt().mean()
+    assert contiguous_mean_noise > 5 * mean_noise  # about 1.0 against 0.12
 
 
 def test_noise_shrinks_with_batch_size_and_is_none_without_batchnorm():
@@ -67,6 +94,12 @@ def test_one_epoch_run_is_cached_with_the_same_numbers(tiny_data, tmp_path, monk
     split = one_epoch_run(options, devices=4, **arguments)
     assert not split.cached and split.record != trained.record  # another configuration, another entry
     assert cache_summary([trained, read, split]).startswith("1 of 3 runs read from the run cache")
+
+
+def test_noise_images_are_the_first_training_images(tiny_data):
+    images, labels = noise_images(tiny_data)
+    assert len(labels) == 96  # fewer than NOISE_IMAGES: all of them
+    torch.testing.assert_close(images, tiny_data.split("train")[0], rtol=0, atol=0)
 
 
 def test_bad_arguments(tiny_data):

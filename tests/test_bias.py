@@ -39,6 +39,26 @@ def test_the_running_mean_absorbs_the_bias_by_pytorchs_rule():
     assert not pair["with bias"].training
 
 
+def test_every_hidden_linear_of_the_biased_model_has_a_bias():
+    pair = make_bias_pair(3, hidden=(8, 4), in_features=6)
+    linears = {name: [layer for layer in model if isinstance(layer, nn.Linear)] for name, model in pair.items()}
+    assert all(layer.bias is not None for layer in linears["with bias"])
+    assert [layer.bias is None for layer in linears["without bias"]] == [True, True, False]  # the output keeps its bias
+    assert linears["with bias"][1].bias.abs().max().item() <= 1 / 8**0.5  # PyTorch's default: U(±1/sqrt(fan_in))
+
+
+def test_the_offset_is_the_unabsorbed_bias_over_the_running_std():
+    pair = make_bias_pair(0, **SMALL)
+    bias = pair["with bias"][1].bias.detach().clone()
+    trace = trace_bias_pair(pair, small_data(), batch_size=32, learning_rate=0.1, seed=0, min_steps=1, device="cpu")
+    assert len(trace.offset) == 10  # one epoch of 10 batches
+    norm = pair["with bias"][2]  # after the last step; gamma and running_var are the same in both models
+    expected = (norm.weight * bias * 0.9**10 / torch.sqrt(norm.running_var + norm.eps)).abs().max()
+    torch.testing.assert_close(trace.offset[-1], expected.detach(), rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(trace.running_var[-1], norm.running_var.mean())
+    torch.testing.assert_close(trace.gain, trace.logit_gap / trace.offset)
+
+
 def test_fraction_of_is_the_least_squares_multiple():
     bias = torch.tensor([1.0, -2.0, 0.5])
     differences = torch.stack([0.25 * bias, bias, -bias + torch.tensor([2.0, 1.0, 0.0])])  # last: bias ⟂ offset

@@ -50,3 +50,9 @@ def test_first_images():
     assert len(cut.train[0]) == sizes.num_train and len(cut.test[1]) == sizes.num_test
     assert torch.equal(cut.train[1], torch.arange(sizes.num_train)) and cut.valid is data.valid
     assert f"quick mode: the first {sizes.num_train:,} training and {sizes.num_test:,} test images" in cut.source
+
+
+def test_the_equivalence_margin_and_seeds_are_settings():
+    # Declared before the runs, the same in both modes: quick mode changes how long runs train, not what matters.
+    assert FULL.equivalence_margin == QUICK.equivalence_margin == settings().equivalence_margin == 0.5
+    assert FULL.num_seeds == 5 and QUICK.num_seeds >= 2  # Welch's test needs a spread from each variant

@@ -81,10 +81,41 @@ def test_percentiles_and_their_movement():
     assert figure1.largest_movement(run, after_step=100) == pytest.approx(moved.max(), rel=1e-12)
 
 
-def test_first_step_reaching():
-    record = {"accuracy_steps": [0, 50, 100, 150], "test_accuracy": [10.0, 89.9, 90.0, 85.0]}
-    assert figure1.first_step_reaching(record, 90.0) == 100
-    assert figure1.first_step_reaching(record, 95.0) is None
+def test_relative_movement_divides_by_the_15_to_85_spread():
+    base = np.linspace(-1, 1, 201)  # evenly spaced: its 15th and 85th percentiles are exactly -0.7 and 0.7
+    samples = base[None, :] + np.array([0.0, 0.0, 1.0, 3.0, 2.0])[:, None]  # the whole distribution moves
+    steps = [0, 50, 100, 150, 200]
+    run = SimpleNamespace(record={"tracked_steps": steps}, tensors={"unit_inputs": torch.from_numpy(samples)})
+    assert figure1.largest_movement(run, after_step=100) == pytest.approx(2.0)  # from +1 to +3
+    assert figure1.typical_spread(run, after_step=100) == pytest.approx(1.4)
+    assert figure1.relative_movement(run, after_step=100) == pytest.approx(2.0 / 1.4)
+    wider = SimpleNamespace(record=run.record, tensors={"unit_inputs": 10 * run.tensors["unit_inputs"]})
+    assert figure1.largest_movement(wider, after_step=100) == pytest.approx(20.0)  # ten times as far ...
+    assert figure1.relative_movement(wider, after_step=100) == pytest.approx(2.0 / 1.4)  # ... on its own scale, as far
+
+
+JUMPY = {"accuracy_steps": [0, 100, 200, 300, 400, 500, 600, 700], "test_accuracy": [10, 50, 95, 60, 85, 92, 93, 94]}
+
+
+def test_smoothed_crossing_does_not_count_a_lucky_measurement():
+    assert JUMPY["test_accuracy"][2] >= 90  # a single measurement at step 200 reaches 90 %
+    # means of 3: 51.7 (ends at 200), 68.3, 80, 79, 90 (85, 92, 93: ends at 600), 93
+    assert figure1.smoothed_crossing(JUMPY, 90.0, window=3) == 600
+    assert figure1.smoothed_crossing(JUMPY, 90.0, window=1) == 200  # no smoothing: the first measurement at 90 %
+    assert figure1.smoothed_crossing(JUMPY, 99.0, window=3) is None
+    assert figure1.smoothed_crossing(JUMPY, 10.0, window=9) is None  # fewer measurements than the window
+
+
+def test_mean_accuracy_is_the_area_under_the_curve_over_the_steps():
+    ramp = {"accuracy_steps": [0, 250, 1000], "test_accuracy": [0.0, 25.0, 100.0]}  # a straight line, uneven steps
+    assert figure1.mean_accuracy(ramp) == pytest.approx(50.0)
+    fast = {"accuracy_steps": [0, 100, 1000], "test_accuracy": [0.0, 100.0, 100.0]}
+    assert figure1.mean_accuracy(fast) == pytest.approx((100 * 50 + 900 * 100) / 1000)  # 95: it got there sooner
+    assert figure1.mean_accuracy({"accuracy_steps": [0], "test_accuracy": [42.0]}) == 42.0
+
+
+def test_final_training_loss():
+    assert figure1.final_training_loss({"minibatch_loss": [5.0, 4.0, 1.0, 2.0, 3.0]}, 3) == pytest.approx(2.0)
 
 
 @pytest.mark.parametrize("noisy", [False, True])

@@ -9,7 +9,15 @@ from bnlib.cache import CACHE_DIR_ENV
 from bnlib.models import first_linear, freeze_batchnorm, make_mlp, output_layer
 from bnlib.runs import CachedRun
 from bnlib.stats.batchnorm import batchnorm_layers, first_batchnorm
-from bnlib.studies.fine_tuning import FREEZE_CHOICES, fine_tuned_run, one_training_step, prepare_fine_tuning
+from bnlib.studies.fine_tuning import (
+    FINE_TUNING_SHIFT,
+    FREEZE_CHOICES,
+    compare_test_accuracies,
+    fine_tuned_run,
+    one_training_step,
+    prepare_fine_tuning,
+)
+from bnlib.studies.shift import shift_images
 from tests.support.splits import random_splits
 
 
@@ -42,16 +50,16 @@ def test_what_each_choice_changes(tiny_data, tmp_path, monkeypatch, choice, expe
     pretrained = CachedRun(make_mlp(bn="before").eval(), {}, {}, cached=False, key="random init")
     arguments = {"data": tiny_data, "num_labelled": 64, "num_epochs": 2, "batch_size": 16, "learning_rate": 0.1,
                  "seed": 1, "device": "cpu"}  # fmt: skip
-    tuned = fine_tuned_run(pretrained, choice, "inverted", **arguments)
+    tuned = fine_tuned_run(pretrained, choice, FINE_TUNING_SHIFT, **arguments)
     assert _changed(pretrained.model, tuned.model) == expected
     assert not tuned.cached and not pretrained.model.training
     assert set(tuned.record) == {"clean_test_acc", "shifted_test_acc"}
-    again = fine_tuned_run(pretrained, choice, "inverted", **arguments)
+    again = fine_tuned_run(pretrained, choice, FINE_TUNING_SHIFT, **arguments)
     assert again.cached and again.record == tuned.record
     assert _changed(tuned.model, again.model) == set()
     assert all(parameter.requires_grad == (choice == "full fine-tuning") for parameter in again.model[1].parameters())
     other = CachedRun(pretrained.model, {}, {}, cached=False, key="another pretrained run")
-    assert not fine_tuned_run(other, choice, "inverted", **arguments).cached  # the pretrained run is in the key
+    assert not fine_tuned_run(other, choice, FINE_TUNING_SHIFT, **arguments).cached  # the pretrained run is in the key
 
 
 def test_prepare_fine_tuning_returns_the_trained_parameters():
@@ -85,3 +93,41 @@ def test_one_training_step_moves_a_hand_frozen_batchnorm_but_not_a_frozen_one():
     changes = one_training_step(frozen, images, labels, learning_rate=0.1)
     assert changes["first BatchNorm in train mode"] is False
     assert all(value == 0.0 for name, value in changes.items() if name.startswith("max change"))
+
+
+def test_the_demo_shift_is_repaired_by_re_estimated_statistics():
+    # Lower contrast maps each first-layer unit (no bias) affinely: z -> 0.5 z + c. BatchNorm with statistics
+    # re-estimated on the shifted images then gives, in eval mode, what it gives on clean images.
+    torch.manual_seed(0)
+    model = make_mlp((16, 8), bn="before")
+    clean = torch.rand(256, 1, 28, 28)
+    outputs = {}
+    for shift in ("clean", FINE_TUNING_SHIFT):
+        adapted = copy.deepcopy(model)
+        for _, layer in batchnorm_layers(adapted):
+            layer.momentum = None  # cumulative average: one pass sets the statistics of these images
+        with torch.no_grad():
+            adapted.train()(shift_images(clean, shift))
+            outputs[shift] = adapted.eval()(shift_images(clean, shift))
+    torch.testing.assert_close(outputs[FINE_TUNING_SHIFT], outputs["clean"], rtol=1e-4, atol=1e-4)
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "num_images", "expected"),
+    [
+        # sqrt((0.9 * 0.1 + 0.8 * 0.2) / 400) = 0.025: 2.5 points; 10 points is 4 standard errors
+        (90.0, 80.0, 400, (10.0, 2.5, "higher")),
+        (80.0, 90.0, 400, (-10.0, 2.5, "lower")),
+        # at n = 100 the error is 5 points and 10 points is exactly 2 errors: not more than 2, so no verdict
+        (90.0, 80.0, 100, (10.0, 5.0, "within sampling error")),
+        (50.0, 50.0, 10_000, (0.0, 100 * (0.5 / 10_000) ** 0.5, "within sampling error")),
+    ],
+)
+def test_compare_test_accuracies(first, second, num_images, expected):
+    difference, error, verdict = compare_test_accuracies(first, second, num_images)
+    assert difference == pytest.approx(expected[0]) and error == pytest.approx(expected[1]) and verdict == expected[2]
+
+
+def test_compare_test_accuracies_refuses_fractions_above_100():
+    with pytest.raises(ValueError, match="first"):
+        compare_test_accuracies(120.0, 50.0, 100)

@@ -1,4 +1,4 @@
-"""Noisy BatchNorm: off in eval mode, a per-unit affine map from the stated distributions in train mode."""
+"""Noisy BatchNorm: a per-unit affine map from the stated distributions in train mode, their means in eval mode."""
 
 import pytest
 import scipy.stats
@@ -23,15 +23,36 @@ def draws(module, count=DRAWS):
     return outputs[:, 1] - outputs[:, 0], outputs[:, 0]
 
 
-def test_off_in_eval_mode():
+def test_eval_mode_applies_the_expected_scale_and_shift():
     torch.manual_seed(0)
     model = make_mlp((20, 10), bn="before")
     model(torch.randn(64, 784))  # move the running statistics away from 0 and 1
     noisy = add_noise_after_batchnorm(model).eval()
     inputs = torch.randn(16, 784)
-    torch.testing.assert_close(noisy(inputs), model.eval()(inputs), rtol=0, atol=0)  # the same layers, no noise
-    noise = RandomAffineNoise(10).eval()
-    assert torch.equal(noise(inputs[:, :10]), inputs[:, :10])
+    expected = torch.nn.Sequential(*(nn.Sequential(module, _Affine(1.25, 0.5)) if isinstance(module, nn.BatchNorm1d)
+                                     else module for module in model)).eval()  # U(0.5, 2) has mean 1.25
+    torch.testing.assert_close(noisy(inputs), expected(inputs), rtol=0, atol=0)
+    noise = RandomAffineNoise(10, NoiseDistribution(scale_low=1.0, scale_high=3.0, shift_mean=-2.0)).eval()
+    torch.testing.assert_close(noise(inputs[:, :10]), inputs[:, :10] * 2.0 - 2.0, rtol=0, atol=0)
+    assert torch.equal(noise(inputs[:, :10]), noise(inputs[:, :10]))  # nothing drawn in eval mode
+
+
+class _Affine(nn.Module):
+    def __init__(self, scale, shift):
+        super().__init__()
+        self.scale, self.shift = scale, shift
+
+    def forward(self, inputs):
+        return inputs * self.scale + self.shift
+
+
+def test_expected_scale_and_shift():
+    distribution = NoiseDistribution(scale_low=0.5, scale_high=2.0, shift_mean=0.5, shift_std=1.0)
+    assert (distribution.expected_scale, distribution.expected_shift) == (1.25, 0.5)
+    scale, shift = draws(RandomAffineNoise(UNITS, distribution, seed=2))  # 100,000 draws of each
+    assert scale.mean().item() == pytest.approx(1.25, abs=5 * 1.5 / 12**0.5 / scale.numel() ** 0.5)
+    assert shift.mean().item() == pytest.approx(0.5, abs=5 / shift.numel() ** 0.5)
+    assert "eval: scale 1.25, shift 0.5" in str(RandomAffineNoise(3, distribution))
 
 
 def test_train_mode_applies_one_scale_and_shift_per_unit_to_every_row():

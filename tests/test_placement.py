@@ -13,8 +13,8 @@ from bnlib.models import count_parameters
 from bnlib.runs import lecture_key, mlp_spec
 from bnlib.runtime import seed_everything
 from bnlib.studies import placement
+from bnlib.studies.lecture_claims import CLAIMS
 from bnlib.studies.placement import (
-    CLAIMS,
     CURVE_COLUMNS,
     TABLE_COLUMNS,
     VARIANTS,
@@ -48,6 +48,7 @@ def test_run_grid_gives_one_row_per_run(tiny_data, tmp_path):
     assert rows[["final_train_acc", "final_valid_acc", "test_acc", "best_valid_acc"]].stack().between(0, 100).all()
     assert (rows["best_valid_acc"] >= rows["final_valid_acc"]).all()
     assert np.allclose(rows["train_test_gap"], rows["final_train_acc"] - rows["test_acc"])
+    assert np.allclose(rows["train_valid_gap"], rows["final_train_acc"] - rows["final_valid_acc"])
     assert (rows["seconds_per_epoch"] > 0).all()
     assert list(rows["num_params"]) == [count_parameters(variant.make_model()) for variant in TINY for _ in (7, 8)]
     assert all(len(curve) == 2 for column in CURVE_COLUMNS for curve in rows[column])
@@ -231,10 +232,26 @@ def test_curves_long_has_one_row_per_epoch(tiny_data, tmp_path):
     assert curves[["train_acc", "valid_acc", "loss"]].notna().all().all()
 
 
-# bnlib.studies.significance -----------------------------------------------------------------------------------
+# The claims of notebook 03 ---------------------------------------------------------------------------------------
 
 
-def test_every_claim_compares_two_variants_of_the_grid():
+def test_every_claim_compares_variants_of_the_grid():
     names = {variant.name for variant in VARIANTS}
+    metrics = set(TABLE_COLUMNS)
     for claim in CLAIMS:
-        assert {claim.a, claim.b} <= names and claim.a != claim.b, claim.text
+        assert claim.a in names and (claim.b is None or claim.b in names) and claim.a != claim.b, claim.text
+        assert claim.metric in metrics, claim.text
+        assert claim.b is not None or claim.expected == "same", claim.text  # a variant against 0: "is it 0?"
+
+
+def test_claims_say_who_made_them():
+    by_source = {}
+    for claim in CLAIMS:
+        by_source.setdefault(claim.asked_by, []).append(claim)
+    # The runs without BatchNorm are the course's dropout notebook's, not this lecture's.
+    assert all("without BatchNorm" in claim.text for claim in by_source["dropout notebook"])
+    assert all(claim.b != "no BN" for claim in by_source["lecture"])
+    # "Not overfitting anymore" is tested for both BatchNorm + dropout networks, as a gap of 0 within the margin.
+    gap_zero = [claim.a for claim in CLAIMS if claim.b is None]
+    assert gap_zero == ["BN before ReLU + dropout", "BN after ReLU + dropout"]
+    assert {claim.metric for claim in CLAIMS if "gap" in claim.text} == {"train_valid_gap"}

@@ -5,7 +5,7 @@ import pytest
 from matplotlib.collections import PathCollection
 
 from bnlib.plotting.comparisons import plot_grouped_bars, plot_runs
-from bnlib.studies.significance import METRIC_LABELS
+from bnlib.studies.summaries import METRIC_LABELS
 
 pytestmark = pytest.mark.usefixtures("close_figures")
 

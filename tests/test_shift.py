@@ -1,4 +1,4 @@
-"""Shift transforms, and which shifts re-estimated statistics absorb in a bias-free Linear + BatchNorm model."""
+"""Shift transforms, and which shifts re-estimated statistics absorb in a Linear + BatchNorm model."""
 
 import copy
 
@@ -55,10 +55,11 @@ def _same(images):
     return images
 
 
+@pytest.mark.parametrize("bias", [False, True])  # a Linear bias is one more offset: absorbed the same way
 @pytest.mark.parametrize("shift, eps", [(brighten, 1e-5), (lower_contrast, 1e-12)])
-def test_affine_shift_is_absorbed_exactly_by_recalibrated_statistics(images, shift, eps):
+def test_affine_shift_is_absorbed_exactly_by_recalibrated_statistics(images, shift, eps, bias):
     torch.manual_seed(2)
-    model = make_mlp(bn="before")  # Linear without bias, then BatchNorm1d
+    model = make_mlp(bn="before", bias=bias)  # Linear, then BatchNorm1d
     for layer in (model[2], model[5]):
         layer.eps = eps  # a gain scales the variance but not eps, the one term that does not follow it
     train_images, test_images = images[:48], images[48:]

@@ -46,13 +46,41 @@ def test_the_sweep_table_marks_diverged_runs(data, tmp_path):
     assert not table["cached"].any()
 
 
-def test_trained_values_need_every_seed():
+def test_classify_settings_on_a_hand_made_table():
     table = pd.DataFrame({
-        "network": ["A"] * 4 + ["B"] * 2,
-        "learning_rate": [0.1, 0.1, 1.0, 1.0, 0.1, 0.1],
-        "trains": [True, True, True, False, False, False],
+        "network": ["A"] * 10 + ["B"] * 4,
+        "learning_rate": [0.01, 0.01, 0.1, 0.1, 1.0, 1.0, 10.0, 10.0, 30.0, 30.0, 0.1, 0.1, 1.0, 1.0],
+        "test_accuracy": [67.0, 70.0,  # in between: trains slowly, not at chance
+                          95.0, 91.0,  # trains: every seed at 90 % or more
+                          95.0, 89.9,  # in between: one seed short of 90 %
+                          10.0, 14.0,  # at chance: every seed below 20 %
+                          96.0, math.nan,  # diverged: one diverged seed marks the rate
+                          90.0, 90.0, 11.35, 25.0],  # B: trains at 0.1 (90 counts); 25 % keeps 1.0 off "at chance"
+        "diverged": [False] * 9 + [True] + [False] * 4,
     })
-    assert sweeps.trained_values(table, "learning_rate") == {"A": [0.1], "B": []}
+    assert sweeps.classify_settings(table, "learning_rate") == {
+        "A": {"trains": [0.1], "at chance": [10.0], "diverged": [30.0], "in between": [0.01, 1.0]},
+        "B": {"trains": [0.1], "at chance": [], "diverged": [], "in between": [1.0]},
+    }
+
+
+def test_classification_rule_names_every_threshold():
+    assert sweeps.classification_rule(3) == (
+        "trains: every seed reaches 90 % test accuracy in 3 epochs; at chance: every seed stays below 20 %; "
+        "diverged: at least one seed's loss became non-finite or exceeded 10 x its first value; in between: the rest")
+    assert "in 1 epoch;" in sweeps.classification_rule(1)
+
+
+def test_initial_output_std_at_sigma_1_is_about_sqrt_of_45_halves():
+    # Behind the last BatchNorm (mean 0, variance 1 over the batch) and a ReLU, each of the 45 units has a mean
+    # square of about 1/2; with N(0, 1) output weights a logit's variance is about 45 / 2 (std 4.74), on average
+    # over the weight draws. Twenty draws average out most of the variation between draws.
+    images = torch.rand(512, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    options = sweeps.initialized(sweeps.NETWORKS["BatchNorm"], 1.0)
+    variances = [sweeps.initial_output_std(options, images, seed) ** 2 for seed in range(20)]
+    assert sum(variances) / len(variances) == pytest.approx(45 / 2, rel=0.15)
+    small = sweeps.initial_output_std(sweeps.initialized(sweeps.NETWORKS["BatchNorm"], 0.01), images, 0)
+    assert small == pytest.approx(0.01 * 4.74, rel=0.5)  # the output Linear scales with sigma: no BatchNorm after it
 
 
 def test_summary_has_no_mean_where_a_seed_diverged():

@@ -6,7 +6,7 @@ Each helper takes `ax=None` and returns the Axes.
 import numpy as np
 
 from bnlib.plotting.axes import default_axes
-from bnlib.studies.significance import METRIC_LABELS
+from bnlib.studies.summaries import METRIC_LABELS
 
 
 def plot_runs(runs, metric="test_acc", order=None, ax=None):

@@ -2,7 +2,8 @@
 
 Small batches hurt BatchNorm twice: its statistics are noisy in training, and eval mode then
 uses running statistics that differ from what training normalized with. LayerNorm and GroupNorm
-normalize each example over its own units and have neither problem.
+normalize each example over its own units: their outputs do not depend on the other examples of the
+batch, and they have neither problem.
 """
 
 import copy
@@ -19,18 +20,37 @@ from bnlib.studies.devices import split_batchnorm
 from bnlib.train import compute_accuracy, evaluation_mode, sgd, train_one_epoch
 
 PROCEDURE = "one_epoch_per_batch_size"
-NOISE_IMAGES = 10_000  # training images the statistic noise is measured on
+NOISE_IMAGES = 10_000  # the first NOISE_IMAGES training images (file order), then shuffled into batches
+NOISE_BATCHES = "shuffled (seeded), last partial batch dropped"  # how the noise's batches are drawn, for the cache key
+
+
+def noise_images(data):
+    """(images, labels): the training images the statistic noise is measured on, the first NOISE_IMAGES of the
+    training split (all of it when it is smaller)."""
+    return data.split("train", NOISE_IMAGES)
+
+
+def shuffled_batches(values, batch_size, seed):
+    """(num_batches, batch_size, units): the rows of `values` (N, units) in a random order drawn from `seed`, cut into
+    batches, the last partial batch dropped: the way `training_loader` draws an epoch's batches."""
+    order = torch.randperm(len(values), generator=torch.Generator().manual_seed(seed))
+    usable = len(values) // batch_size * batch_size
+    return values[order[:usable].to(values.device)].reshape(-1, batch_size, values.shape[1])
 
 
 @torch.no_grad()
-def batch_statistic_noise(model, images, batch_size):
-    """(mean noise, variance noise) of the first BatchNorm layer's statistics over batches of `batch_size` of `images`.
+def batch_statistic_noise(model, images, batch_size, seed=0):
+    """(mean noise, variance noise) of the first BatchNorm layer's statistics over shuffled batches of `images`.
 
-    Mean noise: RMS over batches of (batch mean - mean of all `images`) / their std; variance noise:
-    RMS of (unbiased batch variance / variance of all - 1); both averaged over units; (None, None)
-    without BatchNorm. For Gaussian inputs they are about 1/sqrt(B) and sqrt(2/(B-1)).
+    The batches: `images` in a random order drawn from `seed`, cut into batches of `batch_size`
+    (`shuffled_batches`), the way training draws them; batches in file order would share whatever the
+    file's order groups together. Mean noise: RMS over batches of (batch mean - mean of all `images`)
+    / their std; variance noise: RMS of (unbiased batch variance / variance of all - 1); both
+    averaged over units; (None, None) without BatchNorm. For independent Gaussian inputs they are
+    about 1/sqrt(B) and sqrt(2/(B-1)) (a little less: the batches are drawn without replacement).
     """
     check_integer("batch_size", batch_size, minimum=2)
+    check_integer("seed", seed, minimum=0)
     layers = batchnorm_layers(model)
     if not layers:
         return None, None
@@ -42,7 +62,7 @@ def batch_statistic_noise(model, images, batch_size):
     finally:
         handle.remove()
     values = seen[0].double()  # (N, units)
-    batches = values[: len(values) // batch_size * batch_size].reshape(-1, batch_size, values.shape[1])
+    batches = shuffled_batches(values, batch_size, seed)  # (batches, batch_size, units)
     mean, var = values.mean(0), values.var(0)
     mean_noise = ((batches.mean(1) - mean) / var.sqrt()).pow(2).mean(0).sqrt()  # (units,)
     var_noise = (batches.var(1) / var - 1).pow(2).mean(0).sqrt()
@@ -54,7 +74,8 @@ def train_one_epoch_at(model, *, batch_size, devices, seed, learning_rate, data,
     over `devices` chunks.
 
     The record holds eval-mode and train-mode test accuracy (train mode: test batches of the
-    per-device batch size, as if `model.eval()` were forgotten) and the statistic noise at that size.
+    per-device batch size, as if `model.eval()` were forgotten) and the statistic noise at that size,
+    on `noise_images(data)` in batches shuffled from `seed`.
     """
     model = model.build(seed)
     trained = (split_batchnorm(model, devices) if devices > 1 else model).to(device)
@@ -64,7 +85,7 @@ def train_one_epoch_at(model, *, batch_size, devices, seed, learning_rate, data,
     model.to(device).eval()
     test_images, test_labels = (tensor.to(device) for tensor in data.split("test"))
     per_device = batch_size // devices
-    mean_noise, var_noise = batch_statistic_noise(model, data.split("train", NOISE_IMAGES)[0].to(device), per_device)
+    mean_noise, var_noise = batch_statistic_noise(model, noise_images(data)[0].to(device), per_device, seed)
     record = {
         "eval_test_acc": compute_accuracy(model, TensorLoader(test_images, test_labels, 1000), device),
         "train_mode_test_acc": compute_accuracy(
@@ -86,7 +107,8 @@ def one_epoch_run(model_options, *, batch_size, devices=1, seed, learning_rate, 
     device = resolve_device(device)
     model = mlp_spec(model_options)
     key = run_key(PROCEDURE, model, learning_rate, batch_size=batch_size, devices=devices,
-                  seed=check_integer("seed", seed, minimum=0), num_epochs=1, noise_images=NOISE_IMAGES)  # fmt: skip
+                  seed=check_integer("seed", seed, minimum=0), num_epochs=1, noise_images=NOISE_IMAGES,
+                  noise_batches=NOISE_BATCHES)  # fmt: skip
     compute = functools.partial(train_one_epoch_at, model, batch_size=batch_size, devices=devices, seed=seed,
                                 learning_rate=learning_rate, data=data, device=device)  # fmt: skip
     details = f"one epoch at batch size {batch_size}" + (f" over {devices} simulated devices" if devices > 1 else "")

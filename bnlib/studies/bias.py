@@ -1,8 +1,9 @@
 """Notebook 02's experiment: a Linear bias before BatchNorm matters in eval mode only until the running mean absorbs it.
 
-Two BatchNorm MLPs with identical weights, one with a bias in its first Linear, train on the same
-batches. In train mode their outputs agree; in eval mode the running means differ by
-b · (1 − (1 − momentum)^t) after t steps (PyTorch's rule, running_mean starting at 0).
+Two BatchNorm MLPs with identical weights, one with a bias in every hidden Linear and one without,
+train on the same batches. In train mode their outputs agree; in eval mode the first BatchNorm's
+running means differ by b · (1 − (1 − momentum)^t) after t steps (PyTorch's rule, running_mean
+starting at 0), so its eval outputs differ by the offset γ · b · (1 − momentum)^t / √(running_var + eps).
 """
 
 import math
@@ -21,8 +22,9 @@ from bnlib.train import evaluation_mode, sgd, train_one_epoch
 def make_bias_pair(seed, bias_std=1.0, **model_options):
     """{"with bias": model, "without bias": model}: BatchNorm before ReLU, identical weights, different biases.
 
-    The first Linear's bias of "with bias" is drawn from N(0, bias_std²), larger than PyTorch's
-    default, so that its effect is easy to see; "without bias" has no Linear bias before BatchNorm.
+    "with bias" has a bias in every hidden Linear: the first Linear's is drawn from N(0, bias_std²),
+    larger than PyTorch's default, so that its effect is easy to see; the later ones keep PyTorch's
+    default initialization. "without bias" has no Linear bias before a BatchNorm.
     """
     check_number("bias_std", bias_std, 0, None, low_open=True)
     seed_everything(seed)
@@ -35,17 +37,18 @@ def make_bias_pair(seed, bias_std=1.0, **model_options):
 
 
 class EvalSnapshots:
-    """An `on_batch` callback: after every step, the first BatchNorm's running statistics and eval logits of `probe`."""
+    """An `on_batch` callback: after every step, the first BatchNorm's buffers and eval outputs, and the eval logits."""
 
     def __init__(self, probe):
         self.probe = probe
-        self.running_means, self.running_vars, self.logits = [], [], []
+        self.running_means, self.running_vars, self.first_outputs, self.logits = [], [], [], []
 
     @torch.no_grad()
     def __call__(self, model, step):
+        norm = first_batchnorm(model)
         with evaluation_mode(model):  # back in train mode for the next training step
             self.logits.append(model(self.probe))
-        norm = first_batchnorm(model)
+            self.first_outputs.append(norm(first_linear(model)(self.probe.flatten(1))))  # BatchNorm before ReLU
         self.running_means.append(norm.running_mean.clone())
         self.running_vars.append(norm.running_var.clone())
 
@@ -57,11 +60,18 @@ class BiasTrace:
     measured: torch.Tensor  # (T,) (running_mean with − without bias), as a fraction of b (least squares)
     expected: torch.Tensor  # (T,) 1 − (1 − momentum)^t, PyTorch's rule from running_mean = 0
     logit_gap: torch.Tensor  # (T,) largest |difference| of the two models' eval logits on the probe batch
+    offset: torch.Tensor  # (T,) largest |difference| of the first BatchNorm's eval outputs on the probe batch
+    running_var: torch.Tensor  # (T,) the first BatchNorm's running_var, mean over units (the same in both models)
     running_var_gap: float  # largest |difference| of running_var over all steps (a shift leaves a variance alone)
 
     @property
     def steps(self):
         return torch.arange(1, len(self.measured) + 1)
+
+    @property
+    def gain(self):
+        """(T,) logit gap per unit of offset: how strongly the layers after the first BatchNorm pass a difference on."""
+        return self.logit_gap / self.offset
 
 
 def fraction_of(differences, bias):
@@ -94,6 +104,8 @@ def trace_bias_pair(pair, data, *, batch_size, learning_rate, seed, min_steps=10
         measured=fraction_of(differences("running_means"), bias).cpu(),
         expected=1 - (1 - momentum) ** steps,
         logit_gap=differences("logits").abs().amax(dim=(1, 2)).cpu(),  # (T, N, classes) -> (T,)
+        offset=differences("first_outputs").abs().amax(dim=(1, 2)).cpu(),  # (T, N, units) -> (T,)
+        running_var=torch.stack(with_bias.running_vars).mean(dim=1).cpu(),  # (T, units) -> (T,)
         running_var_gap=differences("running_vars").abs().max().item(),
     )
 

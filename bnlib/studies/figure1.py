@@ -1,10 +1,14 @@
 """Ioffe & Szegedy (2015), Figure 1: a sigmoid MLP on MNIST with and without BatchNorm, and the input to one
 sigmoid of the last hidden layer followed through training.
 
-The paper: three hidden layers of 100 sigmoid units, weights from N(0, 0.01²), zero biases,
-batch size 60, SGD, 50,000 steps; BatchNorm before each sigmoid. Every `track_every` steps the
-same validation images go through the network as training sees them (BatchNorm normalizes with
-their own batch statistics), and the inputs of one sigmoid are kept.
+What the paper gives (section 4.1): 28×28 binary images, three fully connected hidden layers of
+100 sigmoid units, weights initialized to "small random Gaussian values", a 10-way output layer
+with cross-entropy, minibatches of 60, 50,000 steps; BatchNorm in each hidden layer, before the
+sigmoid. It gives no weight scale, no bias initialization, no optimizer and no learning rate:
+our choices are weights from N(0, 0.01²), zero biases, plain SGD at learning rate 0.5, and
+greyscale images in [0, 1] (not binarized). Every `track_every` steps the same validation images
+go through the network as training sees them (BatchNorm normalizes with their own batch
+statistics), and the inputs of one sigmoid are kept.
 """
 
 import numpy as np
@@ -20,23 +24,26 @@ from bnlib.runtime import resolve_device
 from bnlib.studies.noisy_batchnorm import make_noisy_mlp, noise_replayed
 from bnlib.train import compute_accuracy, evaluation_mode, sgd, train_steps
 
-PAPER_NETWORK = {"hidden": (100, 100, 100), "activation": "sigmoid", "init_std": 0.01, "zero_bias": True}
+PAPER_NETWORK = {"hidden": (100, 100, 100), "activation": "sigmoid"}  # what the paper's section 4.1 gives
+OUR_INITIALIZATION = {"init_std": 0.01, "zero_bias": True}  # ours: the paper says "small random Gaussian values"
 PAPER_BATCH_SIZE = 60
-PAPER_LEARNING_RATE = 0.5
+LEARNING_RATE = 0.5  # ours, with plain SGD: the paper names no optimizer or learning rate for this experiment
 PAPER_STEPS = 50_000
 PERCENTILES = (15, 50, 85)  # the three lines of the paper's Figure 1(b, c)
+SPREAD = (15, 85)  # the percentiles whose distance is the distribution's spread, to compare movements on one scale
+SMOOTHING_WINDOW = 5  # accuracy measurements averaged by `smoothed_crossing`
 PROCEDURE = "Ioffe & Szegedy 2015 Figure 1: SGD steps, one last-layer sigmoid input tracked"
 TRACKING = "train-mode batch statistics, running statistics untouched, the next step's noise"
 
 
 def paper_model_options(bn):
-    """`make_mlp` options of the paper's network, with BatchNorm before each sigmoid when `bn` is True."""
-    return {**PAPER_NETWORK, "bn": "before" if bn else None}
+    """`make_mlp` options of the paper's network with our initialization, BatchNorm before each sigmoid when `bn`."""
+    return {**PAPER_NETWORK, **OUR_INITIALIZATION, "bn": "before" if bn else None}
 
 
 def paper_model(bn, noise=None, seed=0):
-    """The ModelSpec of the paper's network; `noise` (a NoiseDistribution or None) after each BatchNorm, its
-    layers seeded from `seed`."""
+    """The ModelSpec of the Figure 1 network (`paper_model_options`); `noise` (a NoiseDistribution or None) after
+    each BatchNorm, its layers seeded from `seed`."""
     options = paper_model_options(bn)
     if noise is None:
         return mlp_spec(options)
@@ -81,12 +88,45 @@ def largest_movement(run, after_step):
     return percentile_movement(run.record["tracked_steps"], run.tensors["unit_inputs"], after_step).max()
 
 
-def first_step_reaching(record, accuracy):
-    """The first measured step at which the test accuracy of `record` (from `train_and_track`) reached `accuracy`
-    percent, or None when it never did: how fast a network trains."""
-    reached = [step for step, value in zip(record["accuracy_steps"], record["test_accuracy"], strict=True)
-               if value >= accuracy]
-    return reached[0] if reached else None
+def typical_spread(run, after_step, spread=SPREAD):
+    """The median, over a `tracked_run`'s checkpoints after `after_step`, of the distance between the `spread`
+    percentiles (15th to 85th) of its input: the width of the input's distribution, in the input's own units."""
+    widths = unit_percentiles(run.tensors["unit_inputs"], spread)[np.asarray(run.record["tracked_steps"]) >= after_step]
+    return float(np.median(widths[:, 1] - widths[:, 0]))
+
+
+def relative_movement(run, after_step, spread=SPREAD):
+    """`largest_movement` divided by `typical_spread`: how far the input moved, in widths of its own distribution,
+    so that inputs on different scales compare on one."""
+    return largest_movement(run, after_step) / typical_spread(run, after_step, spread)
+
+
+def smoothed_crossing(record, accuracy, window=SMOOTHING_WINDOW):
+    """The first measured step at which the mean of the last `window` test accuracies of `record` (from
+    `train_and_track`) reaches `accuracy` percent, or None: how fast a network trains, where a single lucky
+    measurement of a jumpy curve does not count as reaching it."""
+    check_integer("window", window, minimum=1)
+    values = np.asarray(record["test_accuracy"], dtype=float)
+    if len(values) < window:
+        return None
+    means = np.convolve(values, np.ones(window) / window, mode="valid")  # means[i]: measurements i .. i + window - 1
+    reached = np.flatnonzero(means >= accuracy)
+    return int(record["accuracy_steps"][reached[0] + window - 1]) if len(reached) else None
+
+
+def mean_accuracy(record):
+    """The area under the test-accuracy curve of `record` (trapezoids between measured steps) divided by the steps
+    it spans: the accuracy averaged over training, in percent. Higher means faster, better or both."""
+    steps, values = np.asarray(record["accuracy_steps"], dtype=float), np.asarray(record["test_accuracy"], dtype=float)
+    if len(steps) == 1:
+        return float(values[0])
+    return float(np.sum((values[1:] + values[:-1]) / 2 * np.diff(steps)) / (steps[-1] - steps[0]))
+
+
+def final_training_loss(record, last_steps):
+    """The mean minibatch loss of `record` over its last `last_steps` training steps (with any noise the network
+    trained with: the network that was trained, not an eval-mode copy)."""
+    return float(np.mean(record["minibatch_loss"][-check_integer("last_steps", last_steps, minimum=1):]))
 
 
 def train_and_track(model, data, *, num_steps, batch_size, learning_rate, seed, track_every, num_tracked, unit,
@@ -128,10 +168,10 @@ def train_and_track(model, data, *, num_steps, batch_size, learning_rate, seed, 
 
 
 def tracked_run(bn, data, *, num_steps, seed, noise=None, batch_size=PAPER_BATCH_SIZE,
-                learning_rate=PAPER_LEARNING_RATE, track_every=50, num_tracked=1_000, unit=0, accuracy_every=500,
+                learning_rate=LEARNING_RATE, track_every=50, num_tracked=1_000, unit=0, accuracy_every=500,
                 device=None, cache_dir=None, verbose=True):  # fmt: skip
-    """The paper's network (`bn`: BatchNorm before each sigmoid; `noise`: a NoiseDistribution after each
-    BatchNorm, or None) trained and tracked: a CachedRun, read from the run cache or trained."""
+    """The Figure 1 network (`paper_model_options`; `bn`: BatchNorm before each sigmoid; `noise`: a
+    NoiseDistribution after each BatchNorm, or None) trained and tracked: a CachedRun, from the cache or trained."""
     check_integer("num_steps", num_steps, minimum=1)
     if noise is not None and not bn:
         raise ValueError("noise goes after each BatchNorm: it needs bn=True")

@@ -4,14 +4,21 @@ Only the output layer is meant to train in the two freezing choices. `requires_g
 alone (the naive freeze) stops gamma and beta, but `model.train()` puts BatchNorm back in train
 mode, so it normalizes with the new domain's batch statistics and its running statistics move
 to them; `freeze_batchnorm` keeps the pretrained statistics.
+
+The demo's shift, lower contrast, is one that re-estimated statistics can repair: the first Linear
+has no bias, so each of its units sees an affine map of what it saw on clean images (gain 0.5 and
+an offset), which BatchNorm's re-estimated mean and variance undo exactly (notebook 07). Inverted
+digits would not do: 1 - x flips the sign of each unit's deviation from its mean, which no
+re-estimated statistic undoes.
 """
 
 import copy
 import functools
+import math
 
 import torch.nn.functional as F
 
-from bnlib.checks import check_choice, check_integer
+from bnlib.checks import check_choice, check_integer, check_number
 from bnlib.data import training_loader
 from bnlib.models import freeze_batchnorm, output_layer
 from bnlib.runs import ModelSpec, cached_run, describe_run, run_key, stored_tensors
@@ -22,6 +29,26 @@ from bnlib.train import sgd, train_one_epoch
 
 PROCEDURE = "fine_tune"
 FREEZE_CHOICES = ("naive freeze", "BatchNorm frozen", "full fine-tuning")
+FINE_TUNING_SHIFT = "contrast ×0.5"  # a name in shift.SHIFTS that re-estimated statistics repair
+STANDARD_ERRORS = 2.0  # a difference is called one when it exceeds this many standard errors (about 95 %)
+
+
+def compare_test_accuracies(first, second, num_images, standard_errors=STANDARD_ERRORS):
+    """(first - second in points, its standard error in points, "higher" / "lower" / "within sampling error") for
+    two test accuracies (%) measured on the same `num_images` test images.
+
+    "higher" / "lower" when the difference is more than `standard_errors` standard errors from 0. The
+    standard error is that of two independent binomial proportions, sqrt(p1 (1 - p1) / n + p2 (1 - p2) / n):
+    the sampling of the test images only, not the seed-to-seed variation of training; when the two
+    models err on the same images, the test-set part is smaller than this.
+    """
+    check_integer("num_images", num_images, minimum=1)
+    p1, p2 = check_number("first", first, 0, 100) / 100, check_number("second", second, 0, 100) / 100
+    error = 100 * math.sqrt((p1 * (1 - p1) + p2 * (1 - p2)) / num_images)
+    difference = first - second
+    if abs(difference) <= standard_errors * error:
+        return difference, error, "within sampling error"
+    return difference, error, "higher" if difference > 0 else "lower"
 
 
 def prepare_fine_tuning(model, choice):

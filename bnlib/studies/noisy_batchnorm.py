@@ -1,8 +1,12 @@
-"""Noisy BatchNorm (after Santurkar et al. 2018): a random per-unit scale and shift after each BatchNorm.
+"""Noisy BatchNorm, a variant of Santurkar et al. (2018)'s: a random per-unit scale and shift after each BatchNorm.
 
-The noise makes the distribution that the next layer sees move from step to step on purpose, so
-that BatchNorm no longer keeps it still; it is drawn anew at every train-mode forward pass (one
-per training step) and is off in eval mode.
+Santurkar et al. perturb each activation of each example with i.i.d. noise of non-zero mean and
+non-unit variance that changes at every step. Here one scale and one shift are drawn per unit and
+step and shared by every example of the batch: the whole distribution that the next layer sees
+moves from step to step, on purpose, so that BatchNorm no longer keeps it still. The noise is drawn
+anew at every train-mode forward pass (one per training step); eval mode applies its expected
+scale and shift, as dropout's eval mode keeps its expected value, so that eval mode evaluates a
+network like the one that was trained.
 """
 
 import contextlib
@@ -19,7 +23,8 @@ from bnlib.models import make_mlp
 class NoiseDistribution:
     """Per unit and step: scale ~ U(scale_low, scale_high), shift ~ N(shift_mean, shift_std²)."""
 
-    # Strong enough that the tracked input of notebook 08 moves more than without BatchNorm (about twice as far).
+    # Chosen so that, in notebook 08's full-mode run, the tracked input moved at least as far as without BatchNorm,
+    # both in its own units and relative to its spread.
     scale_low: float = 0.5
     scale_high: float = 2.0
     shift_mean: float = 0.5  # a non-zero mean: the unit's mean moves away from BatchNorm's beta
@@ -30,6 +35,14 @@ class NoiseDistribution:
         check_number("scale_high", self.scale_high, self.scale_low, None)
         check_number("shift_mean", self.shift_mean)
         check_number("shift_std", self.shift_std, 0, None)
+
+    @property
+    def expected_scale(self):
+        return (self.scale_low + self.scale_high) / 2
+
+    @property
+    def expected_shift(self):
+        return self.shift_mean
 
     def describe(self):
         """The distributions in words, for the notebook."""
@@ -43,11 +56,13 @@ class NoiseDistribution:
 
 
 class RandomAffineNoise(nn.Module):
-    """y = scale * x + shift with a fresh (units,) scale and shift at every train-mode forward; identity in eval.
+    """y = scale * x + shift with a fresh (units,) scale and shift at every train-mode forward; in eval mode the
+    expected scale and shift.
 
-    The scale and shift are the same for every example of a batch, so the whole distribution of each
-    unit moves: its mean by the shift, its spread by the scale. Draws come from the module's own
-    generator (`seed`), so they do not change the rest of training's random numbers.
+    The scale and shift are the same for every example of a batch (Santurkar et al. draw them per
+    example), so the whole distribution of each unit moves: its mean by the shift, its spread by the
+    scale. Draws come from the module's own generator (`seed`), so they do not change the rest of
+    training's random numbers.
     """
 
     def __init__(self, num_features, distribution=None, seed=0):
@@ -65,13 +80,15 @@ class RandomAffineNoise(nn.Module):
         return scale, noise.shift_mean + noise.shift_std * normal
 
     def forward(self, inputs):  # (N, units) -> (N, units)
-        if not self.training:
-            return inputs
+        if not self.training:  # not off: the next layer was trained on noisy inputs, so keep their expected value
+            return inputs * self.distribution.expected_scale + self.distribution.expected_shift
         scale, shift = (tensor.to(inputs.device) for tensor in self.draw())
         return inputs * scale + shift
 
     def extra_repr(self):
-        return f"{self.num_features}, {self.distribution.describe()}"
+        noise = self.distribution
+        return (f"{self.num_features}, {noise.describe()}, "
+                f"eval: scale {noise.expected_scale:g}, shift {noise.expected_shift:g}")
 
 
 def add_noise_after_batchnorm(model, distribution=None, seed=0):

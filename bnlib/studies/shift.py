@@ -1,9 +1,10 @@
 """Test images shifted the way a deployment meets them, and eval accuracy with three sources of BatchNorm statistics.
 
 The shifts are not clipped to [0, 1]: a brightness offset or a contrast change with positive gain
-is then an affine map of the pixels, which a bias-free Linear followed by BatchNorm absorbs
-exactly once the statistics are re-estimated (the mean takes the offset, the variance the gain).
-Re-estimating on unlabelled data of the new domain is AdaBN (Li et al., 2016, arXiv:1610.04779).
+is then an affine map of the pixels, which a Linear (with or without a bias) followed by BatchNorm
+absorbs exactly, up to eps, once the statistics are re-estimated (the mean takes the offset, the
+variance the gain). Re-estimating on unlabelled data of the new domain is AdaBN (Li et al., 2016,
+"Revisiting Batch Normalization For Practical Domain Adaptation", arXiv:1603.04779).
 """
 
 import copy

@@ -2,12 +2,15 @@
 
 Each run trains a fixed number of epochs with SGD through the run cache. A run whose loss becomes
 non-finite or exceeds 10 x its first value stops there and is recorded as diverged (a result, not
-an error); a network "trains at" a setting when its test accuracy reaches 90 %.
+an error). Each setting of a network is then classified over its seeds (`classify_settings`):
+"diverged" when any seed diverged, "trains" when every seed reaches 90 % test accuracy, "at chance"
+when every seed stays below 20 % (ten digits: guessing scores about 10 %), else "in between".
 """
 
 import math
 
 import pandas as pd
+import torch
 
 from bnlib.checks import check_integer
 from bnlib.data import TensorLoader, training_loader
@@ -16,6 +19,8 @@ from bnlib.runtime import resolve_device
 from bnlib.train import DIVERGENCE_FACTOR, DivergenceCheck, compute_accuracy, evaluation_mode, sgd, train_steps
 
 TRAINS_AT_ACCURACY = 90.0  # percent test accuracy
+AT_CHANCE_BELOW = 20.0  # percent test accuracy: ten classes, so guessing (or always one digit) scores about 10 %
+CLASSES = ("trains", "at chance", "diverged", "in between")  # what `classify_settings` calls a setting
 NETWORKS = {"no BatchNorm": {}, "BatchNorm": {"bn": "before"}}  # the lecture's 784-75-45-10 ReLU MLP
 PROCEDURE = (f"SGD for a fixed number of epochs, stopped when the loss exceeds {DIVERGENCE_FACTOR:g} x its first "
              "value or is not finite")
@@ -113,10 +118,39 @@ def sweep_summary(table, column):
     })
 
 
-def trained_values(table, column):
-    """{network: sorted values of `column` at which every seed trains (reaches 90 % test accuracy)}."""
-    trains = table.groupby(["network", column], sort=False)["trains"].all()
-    return {network: sorted(trains[network][trains[network]].index) for network in table["network"].unique()}
+def classify_settings(table, column):
+    """{network: {class: sorted values of `column`}} for each class of CLASSES, judged over a setting's seeds:
+    "diverged" when any seed diverged (one is enough to mark the setting), else "trains" when every seed
+    reaches TRAINS_AT_ACCURACY, "at chance" when every seed stays below AT_CHANCE_BELOW, else "in between"."""
+    grouped = table.groupby(["network", column], sort=False)
+    diverged, accuracy = grouped["diverged"].any(), grouped["test_accuracy"]
+    trains = accuracy.apply(lambda values: bool((values >= TRAINS_AT_ACCURACY).all()))
+    at_chance = accuracy.apply(lambda values: bool((values < AT_CHANCE_BELOW).all()))
+    classes = {}
+    for network in table["network"].unique():
+        found = {name: [] for name in CLASSES}
+        for value in sorted(diverged[network].index):
+            name = ("diverged" if diverged[network, value] else "trains" if trains[network, value]
+                    else "at chance" if at_chance[network, value] else "in between")  # fmt: skip
+            found[name].append(value)
+        classes[network] = found
+    return classes
+
+
+def classification_rule(num_epochs):
+    """The rule of `classify_settings` in words, for a sweep of `num_epochs` epochs per run."""
+    epochs = f"{num_epochs} epoch{'s' if num_epochs != 1 else ''}"
+    return (f"trains: every seed reaches {TRAINS_AT_ACCURACY:g} % test accuracy in {epochs}; at chance: every "
+            f"seed stays below {AT_CHANCE_BELOW:g} %; diverged: at least one seed's loss became non-finite or "
+            f"exceeded {DIVERGENCE_FACTOR:g} x its first value; in between: the rest")
+
+
+def initial_output_std(model_options, images, seed):
+    """The standard deviation of the logits of `make_mlp(**model_options)` as built from `seed`, before any
+    training, on `images` (train mode: BatchNorm normalizes with their batch statistics), over images and classes."""
+    model = mlp_spec(model_options).build(check_integer("seed", seed, minimum=0)).train()
+    with torch.no_grad():
+        return model(images).std().item()
 
 
 def describe_values(values, empty, prefix=""):
