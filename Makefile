@@ -14,7 +14,7 @@ export OMP_NUM_THREADS ?= 1
 # make bench SUITE=quick skips the full-mode notebook suite (the longest part); SUITE=none skips both suites.
 SUITE ?= full
 
-.PHONY: venv lab test test-fast test-browser run warm bench student clean
+.PHONY: venv lab test test-fast test-browser run warm bench student release clean
 
 # Live learning curves only where someone watches (make lab): off for tests, run, warm and bench.
 test test-fast run warm bench: export BNLIB_LIVE = 0
@@ -64,6 +64,11 @@ bench: $(STAMP)  ## speed: epoch vs the classic pipeline and bare compute, slide
 # Never overwrites a student notebook edited after it was written (it says so and leaves it).
 student: $(STAMP)  ## the student edition: solutions replaced by stubs, outputs cleared -> build/student/
 	$(BIN)/python tools/make_student.py notebooks build/student
+
+# A fresh folder each time (it replaces only a folder that a former release wrote); no tests, history or cache.
+DEST ?= build/release
+release: $(STAMP)  ## the class repository: student notebooks, bnlib, a student README and Makefile -> $(DEST)
+	$(BIN)/python tools/make_release.py $(DEST)
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

@@ -13,7 +13,8 @@ NOT_PACKAGES = {"python", "pip"}  # the interpreter and the installer, not depen
 
 
 def split_requirement(text):
-    name, spec = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*(.*)", text.strip()).groups()
+    """(name, version spec); an environment marker (`; python_version >= '3.11'`) is left off: conda has none."""
+    name, spec = re.fullmatch(r"([A-Za-z0-9_.-]+)\s*([^;]*)", text.split(";")[0].strip()).groups()
     return name.lower(), spec.replace(" ", "")
 
 
@@ -37,3 +38,10 @@ def test_conda_and_pip_list_the_same_packages():
 
 def test_environment_installs_the_project_itself():
     assert re.search(r"^      - -e \.$", (ROOT / "environment.yml").read_text(), flags=re.MULTILINE)
+
+
+def test_the_instructor_extra_holds_nbgrader_for_the_pythons_it_supports():
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    (requirement,) = project["optional-dependencies"]["instructor"]
+    assert split_requirement(requirement)[0] == "nbgrader"
+    assert requirement.split(";")[1].strip() == "python_version >= '3.11'"  # nbgrader 0.9 requires Python 3.11

@@ -84,6 +84,23 @@ def test_a_region_outside_a_solution_cell_is_an_error(tmp_path):
         make_student.clear_solution_regions("### BEGIN SOLUTION\nx = 1")
 
 
+def test_hidden_tests_are_removed_from_grade_cells():
+    grade = {"nbgrader": {"grade": True, "grade_id": "forward_test", "locked": True, "points": 1,
+                          "schema_version": 3, "solution": False}}
+    source = ("# grader\n### BEGIN HIDDEN TESTS\nassert check(forward, strict=True)\n### END HIDDEN TESTS\n"
+              "print('visible')")
+    notebook = demo_notebook()
+    notebook.cells.append(new_code_cell(source, metadata=grade))
+    student = make_student.student_notebook(notebook)
+    assert student.cells[-1].source == "# grader\nprint('visible')"
+    assert "strict=True" not in json.dumps(student)
+    notebook.cells[-1].metadata = {}
+    with pytest.raises(ValueError, match="hidden tests need a code cell with nbgrader grade metadata"):
+        make_student.student_notebook(notebook)
+    with pytest.raises(ValueError, match="without"):
+        make_student.clear_hidden_tests("### BEGIN HIDDEN TESTS\nassert x")
+
+
 def test_an_edited_student_notebook_is_kept(tmp_path):
     source, target = tmp_path / "in", tmp_path / "out"
     source.mkdir()

@@ -4,8 +4,10 @@ usage: python tools/make_student.py [SOURCE_DIR] [TARGET_DIR]   (defaults: noteb
 
 A solution region is the lines from `### BEGIN SOLUTION` to `### END SOLUTION` in a code cell that carries
 nbgrader's solution metadata (as nbgrader's ClearSolutions requires); it becomes
-`raise NotImplementedError("your code here")` at the same indentation. A student notebook edited after this
-tool wrote it is left as it is: a manifest in TARGET_DIR keeps the hash of each file it wrote.
+`raise NotImplementedError("your code here")` at the same indentation. The lines from `### BEGIN HIDDEN TESTS` to
+`### END HIDDEN TESTS` in a grade cell (nbgrader's autograded tests) are removed, markers included, as nbgrader's
+ClearHiddenTests does: the student copy runs top to bottom and its checks read "not attempted". A student notebook
+edited after this tool wrote it is left as it is: a manifest in TARGET_DIR keeps the hash of each file it wrote.
 """
 
 import copy
@@ -20,12 +22,34 @@ from bnlib.files import make_folder, write_atomic
 
 BEGIN, END = "### BEGIN SOLUTION", "### END SOLUTION"
 STUB = 'raise NotImplementedError("your code here")'
+HIDDEN_BEGIN, HIDDEN_END = "### BEGIN HIDDEN TESTS", "### END HIDDEN TESTS"
 MANIFEST = ".written.json"  # {notebook name: sha256 of the bytes this tool wrote}
 CELL_METADATA_KEPT = ("nbgrader", "tags", "editable", "deletable", "jupyter", "slideshow")
 
 
 def is_solution_cell(cell):
     return bool(cell.get("metadata", {}).get("nbgrader", {}).get("solution"))
+
+
+def is_grade_cell(cell):
+    return bool(cell.get("metadata", {}).get("nbgrader", {}).get("grade"))
+
+
+def clear_hidden_tests(source):
+    """(source without its hidden-test regions, markers included; the lines removed)."""
+    kept, removed, hidden = [], [], False
+    for line in source.splitlines():
+        if line.strip() in (HIDDEN_BEGIN, HIDDEN_END):
+            if hidden != (line.strip() == HIDDEN_END):
+                raise ValueError(f"{line.strip()!r} out of order")
+            hidden = not hidden
+        elif hidden:
+            removed.append(line)
+        else:
+            kept.append(line)
+    if hidden:
+        raise ValueError(f"a hidden-test region without {HIDDEN_END!r}")
+    return "\n".join(kept), removed
 
 
 def clear_solution_regions(source):
@@ -73,6 +97,12 @@ def student_notebook(notebook, name="notebook"):
                 raise ValueError(f"{name}, cell {index}: a solution region needs a code cell with nbgrader "
                                  'solution metadata ({"nbgrader": {"solution": true, ...}})')
             cell.source, lines = clear_solution_regions(cell.source)
+            removed += lines
+        if HIDDEN_BEGIN in cell.source or HIDDEN_END in cell.source:
+            if cell.cell_type != "code" or not is_grade_cell(cell):
+                raise ValueError(f"{name}, cell {index}: hidden tests need a code cell with nbgrader grade "
+                                 'metadata ({"nbgrader": {"grade": true, ...}})')
+            cell.source, lines = clear_hidden_tests(cell.source)
             removed += lines
         cell.metadata = {key: value for key, value in cell.metadata.items() if key in CELL_METADATA_KEPT}
         if cell.cell_type == "code":

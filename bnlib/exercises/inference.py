@@ -2,14 +2,16 @@
 Linear before it."""
 
 import copy
+from functools import partial
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
 from bnlib.exercises import cases
-from bnlib.exercises.harness import BadOutput, Exercise, Mistake, run_exercise
-from bnlib.exercises.training import as_float64, column_rms, normalize
+from bnlib.exercises.base import TIME_LIMIT, BadOutput, Exercise, Mistake
+from bnlib.exercises.harness import run_exercise
+from bnlib.exercises.mistakes import as_float64, column_rms, eps_ignored, normalize
 from bnlib.models import linear_bias
 
 # --- evaluation-mode forward: fn(z, running_mean, running_var, gamma, beta, eps) -> (N, C) ---
@@ -45,11 +47,18 @@ EVAL = Exercise(
                 "Eval mode normalizes with running_mean and running_var, not the batch's own statistics.",
                 _eval_mistake(lambda z, m, v, g, b, eps: None if len(z) < 2 else normalize(
                     z, z.mean(0), z.var(0), g, b, eps))),
-        Mistake("eps outside the square root", "Divide by sqrt(running_var + eps), not by sqrt(running_var) + eps.",
+        Mistake("eps outside the square root", "eps belongs inside the square root, with running_var.",
                 _eval_mistake(lambda z, m, v, g, b, eps: g * (z - m) / (v.sqrt() + eps) + b)),
         Mistake("eps left out", "Eval mode adds eps to running_var before the square root, as training mode does.",
                 _eval_mistake(lambda z, m, v, g, b, eps: normalize(z, m, v, g, b, 0.0))),
-        Mistake("the variance used as a standard deviation", "Divide by the square root of running_var + eps.",
+        eps_ignored(),
+        Mistake("the running variance rescaled by (N − 1)/N",
+                "Eval mode uses running_var as stored; it does not convert it back to a biased variance.",
+                _eval_mistake(lambda z, m, v, g, b, eps: normalize(z, m, v * (len(z) - 1) / len(z), g, b, eps))),
+        Mistake("mean and variance swapped", "The two running statistics trade places in your code: check which "
+                "one you subtract and which one you take the square root of.",
+                _eval_mistake(lambda z, m, v, g, b, eps: normalize(z, v, m, g, b, eps))),
+        Mistake("the variance used as a standard deviation", "Take the square root of running_var + eps.",
                 _eval_mistake(lambda z, m, v, g, b, eps: g * (z - m) / (v + eps) + b)),
         Mistake("gamma and beta left out", "Scale by gamma and shift by beta after normalizing.",
                 _eval_mistake(lambda z, m, v, g, b, eps: normalize(z, m, v, 1.0, 0.0, eps))),
@@ -58,12 +67,13 @@ EVAL = Exercise(
         Mistake("beta left out", "Add beta after scaling by gamma.",
                 _eval_mistake(lambda z, m, v, g, b, eps: normalize(z, m, v, g, 0.0, eps))),
     ),
+    with_eps=partial(cases.with_eps, index=5),
 )
 
 
-def check_batchnorm_eval(fn, *, z=None, strict=False):
+def check_batchnorm_eval(fn, *, z=None, strict=False, time_limit=TIME_LIMIT):
     """Check fn(z, running_mean, running_var, gamma, beta, eps) -> (N, C) against `F.batch_norm` in eval mode."""
-    return run_exercise(EVAL, fn, cases.eval_cases(z), strict=strict)
+    return run_exercise(EVAL, fn, cases.eval_cases(z), strict=strict, time_limit_s=time_limit)
 
 
 # --- folding: fn(linear, bn) -> one nn.Linear equal to linear followed by bn in eval mode ---
@@ -108,30 +118,42 @@ def _fold_mistake(formula, needs_bias=None):
     return predict
 
 
-FOLDED_BIAS = "new bias = gamma · (b − running_mean) / sqrt(running_var + eps) + beta"
 FOLD = Exercise(
     "check_fold", ("linear", "bn"), ("output",), _fold_reference, _fold_scales, evaluate=_fold_evaluate,
     mistakes=(
-        Mistake("the fold drops eps", "The scale is gamma / sqrt(running_var + eps), with eps.",
+        Mistake("the fold drops eps", "The scale has eps inside the square root, with running_var.",
                 _fold_mistake(lambda xw, b, m, v, g, beta, eps: g * (xw + b - m) / v.sqrt() + beta)),
+        eps_ignored("eps ignored (the function must use bn.eps)"),
+        Mistake("sqrt(running_var) + eps", "eps belongs inside the square root, with running_var.",
+                _fold_mistake(lambda xw, b, m, v, g, beta, eps: g * (xw + b - m) / (v.sqrt() + eps) + beta)),
+        Mistake("running_var instead of its square root",
+                "BatchNorm divides by a standard deviation: take the square root of running_var + eps.",
+                _fold_mistake(lambda xw, b, m, v, g, beta, eps: g * (xw + b - m) / (v + eps) + beta)),
         Mistake("the fold drops the Linear's bias",
-                f"The bias b goes through BatchNorm too: {FOLDED_BIAS}.",
-                _fold_mistake(lambda xw, b, m, v, g, beta, eps: normalize(xw, m, v, g, beta, eps), True)),
+                "The Linear's bias b goes through BatchNorm like the rest of its output: the folded bias depends "
+                "on b.", _fold_mistake(lambda xw, b, m, v, g, beta, eps: normalize(xw, m, v, g, beta, eps), True)),
         Mistake("the Linear's bias not scaled",
-                f"BatchNorm scales b like the rest of z: {FOLDED_BIAS}.",
+                "BatchNorm scales the Linear's bias with the rest of its output: b − running_mean gets the same "
+                "per-unit factor as the weight's rows.",
                 _fold_mistake(lambda xw, b, m, v, g, beta, eps: normalize(xw, m, v, g, beta, eps) + b, True)),
+        Mistake("gamma applied only to the weight",
+                "gamma scales BatchNorm's whole normalized output, so the folded bias carries it too.",
+                _fold_mistake(lambda xw, b, m, v, g, beta, eps: normalize(xw, 0.0, v, g, 0.0, eps)
+                              + normalize(b, m, v, 1.0, beta, eps))),
         Mistake("no bias in the folded Linear",
-                "Even when the Linear had no bias, the folded one needs beta − gamma · running_mean / "
-                "sqrt(running_var + eps) as its bias.",
+                "Even when the Linear had no bias, the folded one needs one: BatchNorm's shift (from beta and the "
+                "running mean) has to go somewhere.",
                 _fold_mistake(lambda xw, b, m, v, g, beta, eps: normalize(xw, 0.0, v, g, 0.0, eps), False)),
         Mistake("gamma left out", "Both the weight and the bias are multiplied by gamma.",
                 _fold_mistake(lambda xw, b, m, v, g, beta, eps: normalize(xw + b, m, v, 1.0, beta, eps))),
-        Mistake("beta left out", "Add beta to the folded bias.",
+        Mistake("beta left out", "The folded bias must include beta.",
                 _fold_mistake(lambda xw, b, m, v, g, beta, eps: normalize(xw + b, m, v, g, 0.0, eps))),
     ),
+    with_eps=cases.fold_with_eps,
 )
 
 
-def check_fold(fn, *, strict=False):
-    """Check fn(linear, bn) -> nn.Linear equal to `linear` then `bn` in eval mode, with and without a Linear bias."""
-    return run_exercise(FOLD, fn, cases.fold_cases(), strict=strict)
+def check_fold(fn, *, strict=False, time_limit=TIME_LIMIT):
+    """Check fn(linear, bn) -> nn.Linear equal to `linear` then `bn` in eval mode, with and without a Linear bias;
+    both modules come in eval mode, so `torch.nn.utils.fusion.fuse_linear_bn_eval` passes as any correct fold."""
+    return run_exercise(FOLD, fn, cases.fold_cases(), strict=strict, time_limit_s=time_limit)

@@ -1,32 +1,15 @@
-"""The training-time exercises: BatchNorm's forward pass in training mode, its backward pass (notebook 02),
-and one update of the running statistics (notebook 04)."""
+"""The training-time exercises on (N, C) input: BatchNorm's forward pass in training mode and its backward pass
+(notebook 02). The running update is in `running`, the (N, C, H, W) forward pass in `conv`."""
+
+from functools import partial
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 
 from bnlib.exercises import cases
-from bnlib.exercises.harness import Exercise, Mistake, passes_in_float64, run_exercise
-
-CANCELLATION_HINT = ("Your answer is right when the same numbers come in float64 but not in float32: E[z²] − E[z]² "
-                     "subtracts two nearly equal numbers when the mean is large next to the spread, and float32 "
-                     "loses the digits. Compute the variance as the mean of (z − mean)².")
-
-
-def normalize(z, mean, var, gamma, beta, eps):
-    """gamma * (z - mean) / sqrt(var + eps) + beta: (N, C) with (C,) statistics."""
-    return gamma * (z - mean) / torch.sqrt(var + eps) + beta
-
-
-def as_float64(*values):
-    """The tensors as float64 copies, detached: every reference and mistake formula computes in float64."""
-    return tuple(value.detach().to(torch.float64) for value in values)
-
-
-def column_rms(values):
-    """Root mean square of each column: (N, C) -> (C,)."""
-    return values.pow(2).mean(0).sqrt()
-
+from bnlib.exercises.base import TIME_LIMIT, Exercise, Mistake
+from bnlib.exercises.harness import run_exercise
+from bnlib.exercises.mistakes import as_float64, cancellation, column_rms, eps_ignored, normalize
 
 # --- training-mode forward: fn(z, gamma, beta, eps) -> (N, C) ---
 
@@ -51,11 +34,12 @@ TRAIN = Exercise(
         Mistake("the unbiased variance in the normalization",
                 "Training mode divides by N (the biased variance, `unbiased=False`), not by N − 1.",
                 _train_mistake(lambda z, g, b, eps, mean, var: normalize(z, mean, z.var(0), g, b, eps))),
-        Mistake("eps outside the square root", "Divide by sqrt(var + eps), not by sqrt(var) + eps.",
+        Mistake("eps outside the square root", "eps belongs inside the square root, with the variance.",
                 _train_mistake(lambda z, g, b, eps, mean, var: g * (z - mean) / (var.sqrt() + eps) + b)),
         Mistake("eps left out", "Add eps to the variance before the square root: it keeps a unit whose batch "
                 "variance is about 0 from blowing up.",
                 _train_mistake(lambda z, g, b, eps, mean, var: normalize(z, mean, var, g, b, 0.0))),
+        eps_ignored(),
         Mistake("statistics over the wrong dimension",
                 "z is (N, C): each unit (column) gets its own mean and variance over the batch, dim=0.",
                 _train_mistake(lambda z, g, b, eps, mean, var: normalize(
@@ -66,15 +50,15 @@ TRAIN = Exercise(
                 _train_mistake(lambda z, g, b, eps, mean, var: normalize(z, mean, var, 1.0, b, eps))),
         Mistake("beta left out", "Add beta after scaling by gamma.",
                 _train_mistake(lambda z, g, b, eps, mean, var: normalize(z, mean, var, g, 0.0, eps))),
-        Mistake("the variance as E[z²] − E[z]² (catastrophic cancellation)", CANCELLATION_HINT,
-                detect=lambda fn, case, got: passes_in_float64(TRAIN, fn, case)),
+        cancellation(),
     ),
+    with_eps=partial(cases.with_eps, index=3),
 )
 
 
-def check_batchnorm_train(fn, *, z=None, strict=False):
+def check_batchnorm_train(fn, *, z=None, strict=False, time_limit=TIME_LIMIT):
     """Check fn(z, gamma, beta, eps) -> (N, C) against `F.batch_norm` in training mode; a CheckResult."""
-    return run_exercise(TRAIN, fn, cases.train_cases(z), strict=strict)
+    return run_exercise(TRAIN, fn, cases.train_cases(z), strict=strict, time_limit_s=time_limit)
 
 
 # --- its backward pass: fn(dout, z, gamma, eps) -> (dz, dgamma, dbeta) ---
@@ -105,100 +89,70 @@ def _changed_reference(change):
     return lambda case, got: change(_gradients(_reference_forward, case), case)
 
 
+def _pieces(case):
+    """dout, z − mean, the normalized ẑ, gamma / sqrt(var + eps), in float64."""
+    dout, z, gamma = as_float64(*case.args[:3])
+    centered = z - z.mean(0)
+    inv_std = 1 / torch.sqrt(centered.pow(2).mean(0) + case.args[3])
+    return dout, centered, centered * inv_std, gamma * inv_std
+
+
+def _dz_without(term):
+    """dz with the mean term or the variance term left out (the rest as in PyTorch's gradient)."""
+    def predict(case, got):
+        dout, _, z_hat, factor = _pieces(case)
+        mean_term = dout.mean(0) if term != "mean" else 0.0
+        variance_term = z_hat * (dout * z_hat).mean(0) if term != "variance" else 0.0
+        return {"dz": factor * (dout - mean_term - variance_term)}
+    return predict
+
+
+def _dgamma_from(which):
+    def predict(case, got):
+        dout, centered, _, _ = _pieces(case)
+        return {"dgamma": (dout * (centered if which == "centered" else case.args[1].double())).sum(0)}
+    return predict
+
+
+DGAMMA = "dgamma from z (or z − mean) instead of the normalized ẑ"
+DGAMMA_HINT = "gamma multiplies the normalized ẑ in the forward pass, so dgamma pairs dout with ẑ, not with z."
 BACKWARD = Exercise(
-    "check_batchnorm_backward", ("dout", "z", "gamma", "eps"), ("dz", "dgamma", "dbeta"),
-    lambda case: _gradients(_reference_forward, case), _backward_scales,
+    "check_batchnorm_backward (reference: PyTorch's autograd through F.batch_norm)", ("dout", "z", "gamma", "eps"),
+    ("dz", "dgamma", "dbeta"), lambda case: _gradients(_reference_forward, case), _backward_scales,
     mistakes=(
         Mistake("the batch mean and variance treated as constants",
-                "Both depend on every z in the batch: dz has the terms through the mean and the variance, "
-                "dz = gamma / sqrt(var + eps) · (dout − mean(dout) − ẑ · mean(dout · ẑ)).",
+                "Both depend on every z in the batch: dz needs a term through the batch mean and a term through "
+                "the batch variance, not only dout · gamma / sqrt(var + eps).",
                 lambda case, got: _gradients(lambda z, g, b, eps: normalize(
                     z, z.mean(0).detach(), z.var(0, unbiased=False).detach(), g, b, eps), case)),
+        Mistake("the mean term left out of dz",
+                "Every z moves the batch mean: the missing term is the batch mean of dout, subtracted from dout "
+                "before the factor gamma / sqrt(var + eps).", _dz_without("mean")),
+        Mistake("the variance term left out of dz",
+                "Every z moves the batch variance too: the missing term is proportional to ẑ, the normalized z.",
+                _dz_without("variance")),
+        Mistake(DGAMMA, DGAMMA_HINT, _dgamma_from("z")),
+        Mistake(DGAMMA, DGAMMA_HINT, _dgamma_from("centered")),
         Mistake("the unbiased variance in the normalization",
                 "Training mode divides by N (the biased variance), in the backward pass too.",
                 lambda case, got: _gradients(lambda z, g, b, eps: normalize(z, z.mean(0), z.var(0), g, b, eps), case)),
-        Mistake("eps outside the square root", "The forward pass divides by sqrt(var + eps).",
+        Mistake("eps outside the square root", "The forward pass adds eps inside the square root.",
                 lambda case, got: _gradients(lambda z, g, b, eps: g * (z - z.mean(0)) / (
                     z.var(0, unbiased=False).sqrt() + eps) + b, case)),
+        eps_ignored(),
         Mistake("gamma left out of dz", "The output is gamma · ẑ + beta, so dz carries the factor gamma.",
                 _changed_reference(lambda grads, case: {"dz": grads["dz"] / case.args[2].double()})),
         Mistake("dgamma and dbeta averaged instead of summed over the batch",
                 "Every example contributes to gamma and beta: sum over dim=0, do not average.",
                 _changed_reference(lambda grads, case: {name: grads[name] / case.args[1].shape[0]
                                                         for name in ("dgamma", "dbeta")})),
-        Mistake("the variance as E[z²] − E[z]² (catastrophic cancellation)", CANCELLATION_HINT,
-                detect=lambda fn, case, got: passes_in_float64(BACKWARD, fn, case)),
+        cancellation(),
     ),
+    with_eps=partial(cases.with_eps, index=3),
 )
 
 
-def check_batchnorm_backward(fn, *, z=None, strict=False):
-    """Check fn(dout, z, gamma, eps) -> (dz, dgamma, dbeta) against autograd through `F.batch_norm`."""
-    return run_exercise(BACKWARD, fn, cases.backward_cases(z), strict=strict)
-
-
-# --- one running-statistics update: fn(running_mean, running_var, batch, momentum, step) -> (mean, var) ---
-
-def _running_reference(case):
-    running_mean, running_var, values, momentum, step = case.args
-    layer = nn.BatchNorm1d(values.shape[1], momentum=momentum, dtype=torch.float64).train()
-    with torch.no_grad():
-        layer.running_mean.copy_(running_mean)
-        layer.running_var.copy_(running_var)
-        layer.num_batches_tracked.fill_(step - 1)  # PyTorch counts this batch before it updates
-        layer(values.double())
-    return {"mean": layer.running_mean.clone(), "var": layer.running_var.clone()}
-
-
-def _update(case, factor, unbiased=True):
-    """PyTorch's rule, running = (1 - factor) * running + factor * batch, with a given factor."""
-    running_mean, running_var, values = as_float64(*case.args[:3])
-    return {"mean": (1 - factor) * running_mean + factor * values.mean(0),
-            "var": (1 - factor) * running_var + factor * values.var(0, unbiased=unbiased)}
-
-
-def _factor(case):
-    momentum, step = case.args[3:]
-    return 1.0 / step if momentum is None else momentum
-
-
-def _fixed_factor(case, got):
-    """The update with the factor the student's running mean implies, when momentum=None and it is not 1/step."""
-    running_mean, _, values = as_float64(*case.args[:3])
-    if case.args[3] is not None:
-        return None
-    factor = ((got["mean"] - running_mean) / (values.mean(0) - running_mean)).median().item()
-    return None if abs(factor - _factor(case)) < 1e-9 else _update(case, factor)
-
-
-def _running_scales(case):
-    running_mean, running_var, values = as_float64(*case.args[:3])
-    spread = torch.stack([running_mean.abs(), values.mean(0).abs(), values.std(0)]).amax(0)
-    return {"mean": spread, "var": torch.maximum(running_var, values.var(0))}
-
-
-RUNNING = Exercise(
-    "check_running_update", ("running_mean", "running_var", "batch", "momentum", "step"), ("mean", "var"),
-    _running_reference, _running_scales,
-    mistakes=(
-        Mistake("the update the wrong way round (the Keras convention)",
-                "PyTorch's momentum weighs the new batch: running = (1 − momentum) · running + momentum · batch.",
-                lambda case, got: None if case.args[3] is None else _update(case, 1 - case.args[3])),
-        Mistake("the biased variance in running_var",
-                "running_var stores the unbiased batch variance (divided by N − 1), while training mode "
-                "normalizes with the biased one.",
-                lambda case, got: {"var": _update(case, _factor(case), unbiased=False)["var"]}),
-        Mistake("momentum=None with the factor 1/(step + 1)",
-                "step is this batch's number counted from 1 (num_batches_tracked after the update): "
-                "the factor is 1/step.",
-                lambda case, got: None if case.args[3] is not None else _update(case, 1 / (case.args[4] + 1))),
-        Mistake("momentum=None treated as a fixed factor",
-                "momentum=None means the cumulative average: the factor is 1/step (1, 1/2, 1/3, ...), so every "
-                "batch so far weighs the same, unlike any fixed factor.", _fixed_factor),
-    ),
-)
-
-
-def check_running_update(fn, *, z=None, strict=False):
-    """Check fn(running_mean, running_var, batch, momentum, step) -> (new_mean, new_var) against nn.BatchNorm1d."""
-    return run_exercise(RUNNING, fn, cases.running_cases(z), strict=strict)
+def check_batchnorm_backward(fn, *, z=None, strict=False, time_limit=TIME_LIMIT):
+    """Check fn(dout, z, gamma, eps) -> (dz, dgamma, dbeta) against autograd through `F.batch_norm`: autograd is
+    the reference, while the exercise asks for the gradient derived by hand."""
+    return run_exercise(BACKWARD, fn, cases.backward_cases(z), strict=strict, time_limit_s=time_limit)
