@@ -18,6 +18,7 @@ import pytest
 from nbformat.v4 import new_code_cell
 
 from tests.support.execution import execute_in_quick_mode
+from tools.make_student import strings_in
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 ASKING = [path for path in sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -47,15 +48,6 @@ def shows(text, number):
                for found in DECIMAL.findall(text))
 
 
-def strings_in(value):
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for item in value.values():
-            yield from strings_in(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from strings_in(item)
 
 
 def output_texts(cell):

@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from bnlib.exercises import cases
 from bnlib.exercises.base import TIME_LIMIT, Exercise, Mistake
 from bnlib.exercises.harness import run_exercise
-from bnlib.exercises.mistakes import as_float64, cancellation, eps_ignored, normalize
+from bnlib.exercises.mistakes import affine_left_out, as_float64, cancellation, eps_ignored, normalize
 
 CHANNEL = (0, 2, 3)  # every dimension but C
 
@@ -87,12 +87,7 @@ TRAIN2D = Exercise(
         Mistake("the statistics not broadcast per channel",
                 "A mean and variance of shape (C,) line up with W, not with the channels: keep the reduced "
                 "dimensions (keepdim=True) or reshape to (1, C, 1, 1).", _statistics_along_w),
-        Mistake("gamma and beta left out", "Scale by gamma and shift by beta after normalizing.",
-                _mistake(lambda x, g, b, eps, mean, var: normalize(x, mean, var, 1.0, 0.0, eps))),
-        Mistake("gamma left out", "Multiply the normalized values by gamma.",
-                _mistake(lambda x, g, b, eps, mean, var: normalize(x, mean, var, 1.0, b, eps))),
-        Mistake("beta left out", "Add beta after scaling by gamma.",
-                _mistake(lambda x, g, b, eps, mean, var: normalize(x, mean, var, g, 0.0, eps))),
+        *affine_left_out(lambda step: _mistake(lambda x, g, b, eps, mean, var: step(x, mean, var, g, b, eps))),
         cancellation(),
     ),
     with_eps=partial(cases.with_eps, index=3),

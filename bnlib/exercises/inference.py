@@ -11,7 +11,7 @@ from torch import nn
 from bnlib.exercises import cases
 from bnlib.exercises.base import TIME_LIMIT, BadOutput, Exercise, Mistake
 from bnlib.exercises.harness import run_exercise
-from bnlib.exercises.mistakes import as_float64, column_rms, eps_ignored, normalize
+from bnlib.exercises.mistakes import affine_left_out, as_float64, column_rms, eps_ignored, normalize
 from bnlib.models import linear_bias
 
 # --- evaluation-mode forward: fn(z, running_mean, running_var, gamma, beta, eps) -> (N, C) ---
@@ -60,12 +60,7 @@ EVAL = Exercise(
                 _eval_mistake(lambda z, m, v, g, b, eps: normalize(z, v, m, g, b, eps))),
         Mistake("the variance used as a standard deviation", "Take the square root of running_var + eps.",
                 _eval_mistake(lambda z, m, v, g, b, eps: g * (z - m) / (v + eps) + b)),
-        Mistake("gamma and beta left out", "Scale by gamma and shift by beta after normalizing.",
-                _eval_mistake(lambda z, m, v, g, b, eps: normalize(z, m, v, 1.0, 0.0, eps))),
-        Mistake("gamma left out", "Multiply the normalized values by gamma.",
-                _eval_mistake(lambda z, m, v, g, b, eps: normalize(z, m, v, 1.0, b, eps))),
-        Mistake("beta left out", "Add beta after scaling by gamma.",
-                _eval_mistake(lambda z, m, v, g, b, eps: normalize(z, m, v, g, 0.0, eps))),
+        *affine_left_out(lambda step: _eval_mistake(lambda z, m, v, g, b, eps: step(z, m, v, g, b, eps))),
     ),
     with_eps=partial(cases.with_eps, index=5),
 )

@@ -62,6 +62,20 @@ def eps_ignored(name=EPS_IGNORED):
     return Mistake(name, EPS_VALUES, detect=ignores_eps)
 
 
+def affine_left_out(mistake_for):
+    """The three "gamma and/or beta left out" mistakes of a forward pass; `mistake_for(gamma, beta)` turns a
+    normalization step (statistics -> output with that gamma and beta) into the exercise's Mistake formula."""
+    def formula(keep_gamma, keep_beta):
+        return mistake_for(lambda x, mean, var, gamma, beta, eps: normalize(
+            x, mean, var, gamma if keep_gamma else 1.0, beta if keep_beta else 0.0, eps))
+    return (
+        Mistake("gamma and beta left out", "Scale by gamma and shift by beta after normalizing.",
+                formula(False, False)),
+        Mistake("gamma left out", "Multiply the normalized values by gamma.", formula(False, True)),
+        Mistake("beta left out", "Add beta after scaling by gamma.", formula(True, False)),
+    )
+
+
 def cancellation():
     return Mistake(CANCELLATION, CANCELLATION_HINT, detect=passes_in_float64)
 

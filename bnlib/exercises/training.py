@@ -9,7 +9,7 @@ import torch.nn.functional as F
 from bnlib.exercises import cases
 from bnlib.exercises.base import TIME_LIMIT, Exercise, Mistake
 from bnlib.exercises.harness import run_exercise
-from bnlib.exercises.mistakes import as_float64, cancellation, column_rms, eps_ignored, normalize
+from bnlib.exercises.mistakes import affine_left_out, as_float64, cancellation, column_rms, eps_ignored, normalize
 
 # --- training-mode forward: fn(z, gamma, beta, eps) -> (N, C) ---
 
@@ -44,12 +44,7 @@ TRAIN = Exercise(
                 "z is (N, C): each unit (column) gets its own mean and variance over the batch, dim=0.",
                 _train_mistake(lambda z, g, b, eps, mean, var: normalize(
                     z, z.mean(1, keepdim=True), z.var(1, unbiased=False, keepdim=True), g, b, eps))),
-        Mistake("gamma and beta left out", "Scale by gamma and shift by beta after normalizing.",
-                _train_mistake(lambda z, g, b, eps, mean, var: normalize(z, mean, var, 1.0, 0.0, eps))),
-        Mistake("gamma left out", "Multiply the normalized values by gamma.",
-                _train_mistake(lambda z, g, b, eps, mean, var: normalize(z, mean, var, 1.0, b, eps))),
-        Mistake("beta left out", "Add beta after scaling by gamma.",
-                _train_mistake(lambda z, g, b, eps, mean, var: normalize(z, mean, var, g, 0.0, eps))),
+        *affine_left_out(lambda step: _train_mistake(lambda z, g, b, eps, mean, var: step(z, mean, var, g, b, eps))),
         cancellation(),
     ),
     with_eps=partial(cases.with_eps, index=3),
