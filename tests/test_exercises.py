@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_linear_bn_eval
 
 from bnlib import exercises
-from tests.support.exercise_answers import backward_reference, train_reference
+from tests.support.exercise_answers import backward_reference, fold_reference, train_reference
 
 # --- students' functions: the reference solutions and other right answers ---
 
@@ -57,16 +57,6 @@ def eval_reference(z, running_mean, running_var, gamma, beta, eps):
 def eval_functional(z, running_mean, running_var, gamma, beta, eps):
     return F.batch_norm(z.double(), running_mean.double(), running_var.double(), gamma.double(), beta.double(),
                         training=False, eps=eps)
-
-
-def fold_reference(linear, bn):
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C,)
-    bias = linear.bias if linear.bias is not None else torch.zeros_like(bn.running_mean)
-    folded = nn.Linear(linear.in_features, linear.out_features, dtype=linear.weight.dtype)
-    with torch.no_grad():
-        folded.weight.copy_(scale[:, None] * linear.weight)
-        folded.bias.copy_(scale * (bias - bn.running_mean) + bn.bias)
-    return folded
 
 
 def fold_in_place(linear, bn):

@@ -11,7 +11,7 @@ from torch import nn
 from bnlib import exercises
 from bnlib.exercises import cases, conv, inference, running, training
 from bnlib.exercises.base import TOLERANCE, ExerciseFailed
-from tests.support.exercise_answers import backward_reference, train_reference
+from tests.support.exercise_answers import backward_reference, fold_reference, train_reference
 
 
 def running_reference(running_mean, running_var, batch, momentum, step):
@@ -23,16 +23,6 @@ def running_reference(running_mean, running_var, batch, momentum, step):
 
 def eval_reference(z, running_mean, running_var, gamma, beta, eps):
     return gamma * (z - running_mean) / torch.sqrt(running_var + eps) + beta
-
-
-def fold_reference(linear, bn):
-    scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)  # (C,)
-    bias = linear.bias if linear.bias is not None else torch.zeros_like(bn.running_mean)
-    folded = nn.Linear(linear.in_features, linear.out_features, dtype=linear.weight.dtype)
-    with torch.no_grad():
-        folded.weight.copy_(scale[:, None] * linear.weight)
-        folded.bias.copy_(scale * (bias - bn.running_mean) + bn.bias)
-    return folded
 
 
 def train_in_place(z, gamma, beta, eps):
