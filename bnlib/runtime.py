@@ -1,6 +1,7 @@
 """Where to compute and how to make runs repeatable."""
 
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -43,3 +44,23 @@ def derive_seeds(base_seed, num_seeds):
     """Run seeds `base_seed, base_seed + 1, ...`: the first is the lecture's seed, so run 1 matches notebook 02."""
     base_seed = check_integer("base_seed", base_seed, minimum=0)
     return [base_seed + index for index in range(check_integer("num_seeds", num_seeds, minimum=1))]
+
+
+CGROUP_MEMORY_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+
+
+def memory_limit_mb(files=CGROUP_MEMORY_FILES):
+    """The container's memory limit in MB (cgroup v2, then v1), or None where there is none.
+
+    A hub or Binder container gets 1-2 GB; code that starts extra processes reads this to start fewer.
+    cgroup v1 writes "no limit" as a huge number, v2 as "max".
+    """
+    for path in files:
+        try:
+            text = Path(path).read_text().strip()
+        except OSError:
+            continue
+        if text == "max" or not text.isdigit() or int(text) >= 2**60:
+            return None
+        return int(text) / 2**20
+    return None
