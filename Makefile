@@ -14,10 +14,12 @@ export OMP_NUM_THREADS ?= 1
 # make bench SUITE=quick skips the full-mode notebook suite (the longest part); SUITE=none skips both suites.
 SUITE ?= full
 
-.PHONY: venv lab test test-fast test-browser run warm bench student release clean
+.PHONY: venv lab test test-fast test-load test-browser run warm bench student release clean
 
 # Live learning curves only where someone watches (make lab): off for tests, run, warm and bench.
-test test-fast run warm bench: export BNLIB_LIVE = 0
+test test-fast test-load run warm bench: export BNLIB_LIVE = 0
+# An instructor's shared cache (BNLIB_SHARED_CACHE) is not read where the run cache is filled or timed: empty, it is off.
+warm bench: export BNLIB_SHARED_CACHE =
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -32,12 +34,16 @@ lab: $(STAMP)  ## JupyterLab on notebooks/, loopback only, token authentication 
 
 test: $(STAMP)  ## ruff, unit tests, every notebook in quick mode, the browser test
 	$(BIN)/ruff check .
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -m "not load"
 
 # The tier to run while editing: what `make test` runs minus the notebooks, the browser and the tests marked slow.
 test-fast: $(STAMP)  ## ruff and the unit tests only (about a minute)
 	$(BIN)/ruff check .
 	$(BIN)/python -m pytest -m "not slow and not browser"
+
+# A class on one machine: 8 kernels run notebook 04 at once against one read-only shared cache (bench/load.py).
+test-load: $(STAMP)  ## the class load test (a few minutes on 2 cores); CI runs it after make test
+	$(BIN)/python -m pytest -m load
 
 test-browser: $(STAMP)  ## only the JupyterLab-in-Chromium test
 	$(BIN)/python -m pytest -m browser -s

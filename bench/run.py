@@ -1,4 +1,4 @@
-"""`make bench`: time training, the momentum slider and the notebook suite; write build/bench/results.{json,md}.
+"""`make bench`: time training, the slider, the notebook suite and a class's load; write build/bench/results.{json,md}.
 
     python -m bench.run [--suite full|quick|none] [--repeats 5] [--out build/bench]
 
@@ -32,7 +32,8 @@ def parse_args(argv=None):
     parser.add_argument("--repeats", type=int, default=5, help="interleaved repetitions of the training timings")
     parser.add_argument("--slider-epochs", type=int, default=50, help="epochs of the recording the slider explores")
     parser.add_argument("--slider-updates", type=int, default=60, help="slider moves timed")
-    parser.add_argument("--skip", choices=("training", "slider", "live", "browser"), action="append", default=[],
+    parser.add_argument("--skip", choices=("training", "slider", "live", "browser", "load"), action="append",
+                        default=[],
                         help="leave out a part (repeatable)")
     parser.add_argument("--threads", type=int, help="torch.set_num_threads for the training and slider timings "
                         "(default: torch's own choice, what the notebooks get)")
@@ -125,6 +126,18 @@ def measure_suites(args, results):
     results["notes"] += [f"{error}: its time is not a valid measure" for error in results.get("suite_errors", [])]
 
 
+def measure_load(results):
+    from bench.load import run_load_test
+
+    results.update(run_load_test(log=log))
+    results["notes"].append(
+        f"Load test: {results['load_test_kernels']} kernels at once ran {results['load_test_notebook']} in quick mode "
+        f"against one read-only shared cache: slowest {results['load_test_slowest_wall_s']:.1f} s "
+        f"(`load_test_slowest_wall_s`), {results['load_test_summed_peak_mb']:.0f} MB at the peak, all together "
+        f"(`load_test_summed_peak_mb`); {len(results['load_test_problems'])} problems.")
+    results["notes"] += [f"Load test: {problem}" for problem in results["load_test_problems"]]
+
+
 def main(argv=None):
     args = parse_args(argv)
     if args.threads is not None:
@@ -148,6 +161,8 @@ def main(argv=None):
         steps.append(lambda: measure_slider_in_browser(results))
     if args.suite != "none":
         steps.append(lambda: measure_suites(args, results))
+    if "load" not in args.skip:
+        steps.append(lambda: measure_load(results))
     for step in steps:
         step()
         results["targets"] = target_checks(results)

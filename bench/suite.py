@@ -10,6 +10,7 @@ from pathlib import Path
 
 import nbformat
 
+from bench.memory import PeakTreeMemory
 from bnlib.cache import CACHE_DIR_ENV
 from bnlib.config import QUICK_ENV
 from bnlib.widgets.live import LIVE_ENV
@@ -25,33 +26,16 @@ def nbconvert_command(notebooks, output_dir):
     ]  # fmt: skip
 
 
-# Runs the command and writes the peak RSS of its process tree to a file. It stands between the bench
-# and the command because Linux carries a parent's peak RSS over fork and exec into the child's own
-# maxrss: measured directly, the notebooks would inherit the bench's gigabytes of resident MNIST.
-PEAK_LAUNCHER = """
-import resource, subprocess, sys
-code = subprocess.call(sys.argv[2:])
-with open(sys.argv[1], "w") as file:
-    file.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))
-sys.exit(code)
-"""
-
-
 def run_measured(command, env):
-    """(seconds, peak RSS in MB, exit code) of `command`; the peak is the largest process of its tree.
+    """(seconds, peak MB, exit code) of `command`; the peak is of its whole process tree, summed (bench.memory).
 
-    RUSAGE_CHILDREN's ru_maxrss (kB on Linux, bytes on macOS) covers every descendant that was
-    waited for, here nbconvert and the Jupyter kernel it starts, where the notebooks' memory goes.
+    For a notebook, that is nbconvert, the Jupyter kernel it starts and any worker the kernel starts.
     """
-    with tempfile.TemporaryDirectory(prefix="bnlib-bench-rss-") as folder:
-        peak_file = Path(folder) / "peak"
-        start = time.perf_counter()
-        code = subprocess.call([sys.executable, "-c", PEAK_LAUNCHER, str(peak_file), *command], env=env,
-                               stdout=sys.stderr)
-        seconds = time.perf_counter() - start
-        peak = int(peak_file.read_text()) if peak_file.exists() else 0
-    scale = 1 if sys.platform == "darwin" else 1024
-    return seconds, peak * scale / 2**20, code
+    start = time.perf_counter()
+    process = subprocess.Popen(command, env=env, stdout=sys.stderr)
+    with PeakTreeMemory(process.pid) as memory:
+        code = process.wait()
+    return time.perf_counter() - start, memory.peak_mb, code
 
 
 def cell_seconds(notebook):
@@ -81,14 +65,15 @@ def write_floor_notebook(folder):
 def run_suite(quick, cache_dir, notebooks=None, log=print):
     """Wall and cell times of the notebooks, each in its own nbconvert; peak memory and failures.
 
-    Keys: seconds (wall, all notebooks), peak_rss_mb, failed, per_notebook_s (wall), cell_s (the
-    sum of each notebook's cell times), slowest_cells ({notebook: {cell, seconds}}) and slowest_cell
-    ({notebook, cell, seconds}); cell is the index in the notebook's cells. `cache_dir` is the run
-    cache (BNLIB_CACHE_DIR) they share.
+    Keys: seconds (wall, all notebooks), peak_rss_mb (the largest of peak_mb), failed, per_notebook_s
+    (wall), peak_mb (each notebook's peak memory, all its processes summed, `run_measured`), cell_s
+    (the sum of each notebook's cell times), slowest_cells ({notebook: {cell, seconds}}) and
+    slowest_cell ({notebook, cell, seconds}); cell is the index in the notebook's cells. `cache_dir`
+    is the run cache (BNLIB_CACHE_DIR) they share.
     """
     notebooks = notebooks if notebooks is not None else sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     env = os.environ | {QUICK_ENV: "1" if quick else "0", CACHE_DIR_ENV: str(cache_dir), LIVE_ENV: "0"}
-    result = {"seconds": 0.0, "peak_rss_mb": 0.0, "failed": [], "per_notebook_s": {}, "cell_s": {},
+    result = {"seconds": 0.0, "peak_rss_mb": 0.0, "failed": [], "per_notebook_s": {}, "peak_mb": {}, "cell_s": {},
               "slowest_cells": {}, "slowest_cell": None}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bnlib-bench-notebooks-") as output_dir:
         for notebook in map(Path, notebooks):
@@ -96,12 +81,13 @@ def run_suite(quick, cache_dir, notebooks=None, log=print):
             executed = Path(output_dir) / notebook.name
             cells = cell_seconds(nbformat.read(executed, as_version=4)) if executed.exists() else {}
             log(f"    {notebook.name}: {seconds:.1f} s wall, {sum(cells.values()):.1f} s in cells, "
-                f"peak RSS {peak:.0f} MB, exit code {code}")  # fmt: skip
+                f"peak memory {peak:.0f} MB (all its processes), exit code {code}")  # fmt: skip
             result["seconds"] += seconds
             result["peak_rss_mb"] = max(result["peak_rss_mb"], peak)
             if code != 0:
                 result["failed"].append(f"{notebook.name} (exit code {code})")
             result["per_notebook_s"][notebook.name] = seconds
+            result["peak_mb"][notebook.name] = peak
             result["cell_s"][notebook.name] = sum(cells.values())
             if cells:
                 index = max(cells, key=cells.get)
@@ -136,8 +122,10 @@ def time_suites(full, log=print):
     Keys: quick_suite_s, quick_slowest_notebook_s, quick_peak_rss_mb; with `full` also full_suite_s,
     full_suite_warm_s, peak_rss_mb (the cold full run, the one that trains), warm_cell_s_per_notebook,
     slowest_cell_warm_s and slowest_cell_warm, floor_wall_s and floor_cell_s; per notebook the wall
-    time in suite_per_notebook_s, the cell time in suite_cell_s_per_notebook and the slowest cell in
-    suite_slowest_cell_per_notebook; failures in suite_errors.
+    time in suite_per_notebook_s, the peak memory of all its processes summed in
+    peak_rss_mb_per_notebook, the cell time in suite_cell_s_per_notebook and the slowest cell in
+    suite_slowest_cell_per_notebook, each keyed by the suite's key; failures in suite_errors. The
+    peaks are the largest notebook's: peak_rss_mb and quick_peak_rss_mb.
     """
     results = {}
     runs = [("full", False, "full_suite_s"), ("full, warm cache", False, "full_suite_warm_s")] if full else []
@@ -148,6 +136,7 @@ def time_suites(full, log=print):
             log(f"notebook suite, {label} (cache {cache}, {'warm' if cache.exists() else 'empty'}) ...")
             run = run_suite(quick, cache, log=log)
             results.setdefault("suite_per_notebook_s", {})[key] = run["per_notebook_s"]
+            results.setdefault("peak_rss_mb_per_notebook", {})[key] = run["peak_mb"]
             results.setdefault("suite_cell_s_per_notebook", {})[key] = run["cell_s"]
             results.setdefault("suite_slowest_cell_per_notebook", {})[key] = run["slowest_cells"]
             if run["failed"]:
@@ -160,7 +149,8 @@ def time_suites(full, log=print):
                 results["peak_rss_mb"] = run["peak_rss_mb"]
             else:
                 results |= _warm_keys(run)
-            log(f"  {run['seconds']:.1f} s, peak RSS {run['peak_rss_mb']:.0f} MB, {len(run['failed'])} failed")
+            log(f"  {run['seconds']:.1f} s, largest notebook peak {run['peak_rss_mb']:.0f} MB, "
+                f"{len(run['failed'])} failed")
             if key == "full_suite_warm_s":
                 results |= time_floor(cache, log=log)
     return results

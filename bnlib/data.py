@@ -5,9 +5,13 @@ allows it). Without them, a real 5,000-digit MNIST sample that ships inside mlxt
 and a warning says so.
 """
 
+import contextlib
 import functools
 import hashlib
+import json
 import math
+import os
+import struct
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +21,13 @@ import torch
 
 from bnlib.checks import check_choice, check_integer
 from bnlib.config import BATCH_SIZE, SEED, resolve_path
+from bnlib.files import write_atomic
 
 DATA_DIR_ENV = "BNLIB_DATA_DIR"
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 NUM_VALID = 6_000  # the lecture's helper keeps the last 10 % of the 60,000 training images for validation
 FALLBACK_SEED = 123
+MD5_STAMP = ".bnlib-md5-checked.json"  # in MNIST/raw: {file name: [size, mtime_ns, inode, md5]} of files that matched
 
 # The four uncompressed files torchvision reads from <root>/MNIST/raw/: (bytes, md5).
 MNIST_FILES = {
@@ -78,28 +84,49 @@ def _md5(path):
     return digest.hexdigest()
 
 
+def _file_state(path, md5):
+    """What identifies a checked file: [size, modification time (ns), inode, the md5 it was checked against]."""
+    status = path.stat()
+    return [status.st_size, status.st_mtime_ns, status.st_ino, md5]
+
+
+def _read_stamp(raw):
+    with contextlib.suppress(OSError, ValueError):
+        return json.loads((raw / MD5_STAMP).read_text())
+    return {}
+
+
+def _write_stamp(raw, states):
+    """Remember the checked files' states, unless the folder is read-only (by its mode, which root would override)."""
+    if raw.stat().st_mode & 0o222 and os.access(raw, os.W_OK):
+        with contextlib.suppress(OSError):
+            write_atomic(raw / MD5_STAMP, json.dumps(states).encode())
+
+
 def check_mnist_files(root):
     """True when all four MNIST files under `root/MNIST/raw` are intact, False when none is there.
 
     Raises MNISTFileError, naming the file and the fix, when some are missing or any has a
     wrong size or md5 (torchvision would fail with an unnamed shape error, or load bad pixels).
+    The md5 of a file is computed again only when its size, modification time or inode changed
+    since it last matched (the MD5_STAMP file beside them, where the folder is writable).
     """
     raw = Path(root) / "MNIST" / "raw"
-    present = [name for name in MNIST_FILES if (raw / name).exists()]
-    if not present:
+    if not any((raw / name).exists() for name in MNIST_FILES):
         return False
     fix = f"delete it and download MNIST again, or point {DATA_DIR_ENV} at a good copy"
-    for name in MNIST_FILES:
+    stamp, states = _read_stamp(raw), {}
+    for name, (size, md5) in MNIST_FILES.items():
         path = raw / name
-        size, md5 = MNIST_FILES[name]
         if not path.exists():
             raise MNISTFileError(f"MNIST file {path} is missing (the other files are there); {fix}.")
-        if path.stat().st_size != size:
-            raise MNISTFileError(
-                f"MNIST file {path} has {path.stat().st_size} bytes, expected {size} (truncated?); {fix}."
-            )
-        if _md5(path) != md5:
-            raise MNISTFileError(f"MNIST file {path} is corrupt (md5 {_md5(path)}, expected {md5}); {fix}.")
+        states[name] = _file_state(path, md5)
+        if states[name][0] != size:
+            raise MNISTFileError(f"MNIST file {path} has {states[name][0]} bytes, expected {size} (truncated?); {fix}.")
+        if stamp.get(name) != states[name] and (actual := _md5(path)) != md5:
+            raise MNISTFileError(f"MNIST file {path} is corrupt (md5 {actual}, expected {md5}); {fix}.")
+    if states != stamp:
+        _write_stamp(raw, states)
     return True
 
 
@@ -115,18 +142,31 @@ def _download_mnist(root):
     return check_mnist_files(root)
 
 
-def _load_torchvision(root):
-    from torchvision.datasets import MNIST
+def read_idx(path):
+    """The uint8 tensor of an MNIST file in the IDX format: a header of 2 zero bytes, the type (8: uint8), the
+    number of dimensions and each size (big-endian 4 bytes), then the values; what torchvision's MNIST reads."""
+    with open(path, "rb") as file:
+        zeros, kind, num_dims = struct.unpack(">HBB", file.read(4))
+        if zeros != 0 or kind != 8:
+            raise MNISTFileError(f"{path} is not a uint8 IDX file (header {zeros:#x}, type {kind:#x})")
+        shape = struct.unpack(f">{num_dims}I", file.read(4 * num_dims))
+        return torch.from_numpy(np.fromfile(file, dtype=np.uint8).reshape(shape))
 
-    def as_tensors(dataset):
-        return dataset.data.unsqueeze(1), dataset.targets.long()  # uint8 pixels with a channel axis
 
-    images, labels = as_tensors(MNIST(root, train=True))
+def _load_raw_files(root):
+    """MNISTSplits from the four checked files in `root/MNIST/raw`, read directly (no torchvision import)."""
+    raw = Path(root) / "MNIST" / "raw"
+
+    def read_pair(prefix):  # uint8 pixels with a channel axis, int64 labels
+        images, labels = (read_idx(raw / f"{prefix}-{kind}") for kind in ("images-idx3-ubyte", "labels-idx1-ubyte"))
+        return images.unsqueeze(1), labels.long()
+
+    images, labels = read_pair("train")
     split = len(labels) - NUM_VALID
     return MNISTSplits(
         train=(images[:split], labels[:split]),
         valid=(images[split:], labels[split:]),
-        test=as_tensors(MNIST(root, train=False)),
+        test=read_pair("t10k"),
         source=f"MNIST, torchvision files in {root} (54,000 train / 6,000 valid / 10,000 test)",
     )
 
@@ -173,7 +213,7 @@ def fallback_message(root):
 @functools.lru_cache(maxsize=4)
 def _load_cached(root):
     if check_mnist_files(root) or _download_mnist(root):
-        return _load_torchvision(root)
+        return _load_raw_files(root)
     warnings.warn(fallback_message(root), UserWarning, stacklevel=3)
     return _load_fallback()
 

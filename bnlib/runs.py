@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from bnlib.cache import RETRAIN_ENV, cached, resolve_cache_dir
+from bnlib.cache import RETRAIN_ENV, cached, describe_folders, resolve_cache_dir
 from bnlib.checks import check_integer
 from bnlib.data import lecture_loaders
 from bnlib.models import count_parameters, make_mlp, mlp_arguments
@@ -159,7 +159,7 @@ def cache_summary(runs):
     """One line for a notebook: how many of `runs` (CachedRun) were read from the run cache, and how to retrain."""
     runs = list(runs)
     read = sum(run.cached for run in runs)
-    return (f"{read} of {len(runs)} runs read from the run cache ({resolve_cache_dir()}), "
+    return (f"{read} of {len(runs)} runs read from the run cache ({describe_folders(resolve_cache_dir())}), "
             f"{len(runs) - read} trained now; {RETRAIN_ENV}=1 trains them again.")  # fmt: skip
 
 

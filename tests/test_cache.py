@@ -15,6 +15,7 @@ import torch
 from bnlib import cache, files
 from bnlib.data import MNISTSplits
 from tests.support.cache_keys import keys_with_other_versions
+from tests.support.computations import Computation
 from tests.support.splits import random_splits
 
 CONFIG = {"procedure": "test", "seed": 7, "model": {"arguments": {"hidden": [8]}, "structure": "Sequential()"}}
@@ -23,19 +24,6 @@ CONFIG = {"procedure": "test", "seed": 7, "model": {"arguments": {"hidden": [8]}
 @pytest.fixture(scope="module")
 def tiny_data():
     return random_splits(32, 8, 8)
-
-
-class Computation:
-    """A compute() that counts its calls and returns a fresh record and random tensors each time."""
-
-    def __init__(self, interrupted=False):
-        self.calls = 0
-        self.interrupted = interrupted
-
-    def __call__(self):
-        self.calls += 1
-        record = {"call": self.calls, "loss": [2.302585092994046, 0.1 + 0.2], "interrupted": self.interrupted}
-        return record, {"weight": torch.randn(3, 4, dtype=torch.float64), "steps": torch.arange(5)}
 
 
 def run(folder, compute, config=CONFIG, **options):
@@ -220,13 +208,14 @@ def test_a_failed_write_leaves_the_old_entry_and_no_partial_file(tmp_path, monke
     assert entry.cached and entry.record == old.record
 
 
-def test_a_failed_first_write_leaves_nothing(tmp_path, monkeypatch):
+def test_a_failed_first_write_leaves_nothing_and_returns_the_result(tmp_path, monkeypatch):
     def fail(descriptor):
         raise OSError("disk full")
 
     monkeypatch.setattr(files.os, "fsync", fail)
-    with pytest.raises(OSError, match="disk full"):
-        run(tmp_path, Computation())
+    with pytest.warns(UserWarning, match="disk full"):
+        entry = run(tmp_path, Computation())
+    assert entry.record["call"] == 1 and not entry.cached and entry.folder is None
     assert list(tmp_path.iterdir()) == []
 
 

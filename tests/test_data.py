@@ -2,6 +2,8 @@
 
 import shutil
 import socket
+import subprocess
+import sys
 import warnings
 
 import pytest
@@ -137,6 +139,48 @@ def test_missing_file_is_not_a_silent_fallback(full_mnist_root, tmp_path):
     data._load_cached.cache_clear()
     with pytest.raises(MNISTFileError, match="train-labels-idx1-ubyte.*missing"):
         load_mnist(tmp_path)
+
+
+def test_md5_is_computed_again_only_for_a_changed_file(full_mnist_root, tmp_path, monkeypatch):
+    raw = copy_mnist(full_mnist_root, tmp_path)
+    raw.chmod(0o755)  # writable, whatever mode the copied folder had
+    hashed = []
+    real_md5 = data._md5
+    monkeypatch.setattr(data, "_md5", lambda path: hashed.append(path.name) or real_md5(path))
+    assert check_mnist_files(tmp_path) and sorted(hashed) == sorted(MNIST_FILES)  # a fresh copy: all four
+    assert (raw / data.MD5_STAMP).exists()
+    hashed.clear()
+    assert check_mnist_files(tmp_path) and hashed == []  # unchanged: remembered
+    path = raw / "t10k-labels-idx1-ubyte"
+    content = bytearray(path.read_bytes())
+    content[100] = (content[100] + 1) % 10  # same size, new modification time
+    path.write_bytes(bytes(content))
+    with pytest.raises(MNISTFileError, match="t10k-labels-idx1-ubyte.*corrupt"):
+        check_mnist_files(tmp_path)
+    assert hashed == ["t10k-labels-idx1-ubyte"]
+
+
+def test_a_read_only_data_folder_is_checked_and_left_unchanged(full_mnist_root, tmp_path):
+    raw = copy_mnist(full_mnist_root, tmp_path)
+    raw.chmod(0o555)  # read-only by its mode, as a class's shared data folder; root would still be allowed to write
+    try:
+        assert check_mnist_files(tmp_path) and not (raw / data.MD5_STAMP).exists()
+    finally:
+        raw.chmod(0o755)
+
+
+def test_load_mnist_reads_the_files_without_importing_torchvision(full_mnist_root):
+    code = (f"import sys; from bnlib.data import load_mnist; data = load_mnist({str(full_mnist_root)!r}); "
+            "print(len(data.train[1]), 'torchvision' in sys.modules)")  # fmt: skip
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.split() == ["54000", "False"]
+
+
+def test_read_idx_rejects_a_file_that_is_not_uint8(tmp_path):
+    path = tmp_path / "floats-idx1"
+    path.write_bytes(bytes([0, 0, 0x0D, 1, 0, 0, 0, 1]) + bytes(4))  # type 0x0D: float32
+    with pytest.raises(MNISTFileError, match="floats-idx1 is not a uint8 IDX file"):
+        data.read_idx(path)
 
 
 def test_known_sizes_match_the_table():

@@ -1,6 +1,8 @@
 """bnlib.files: write_atomic writes the whole payload or leaves the old file, never a partial one; what it writes and
-the folders make_folder creates are readable by everyone."""
+the folders make_folder creates are readable by everyone; and bnlib writes no file any other way."""
 
+import ast
+from pathlib import Path
 
 import pytest
 
@@ -61,3 +63,28 @@ def test_make_folder_refuses_a_file(tmp_path):
     (tmp_path / "results").write_text("a file, not a folder")
     with pytest.raises(NotADirectoryError, match="path must be a folder"):
         files.make_folder(tmp_path / "results")
+
+
+PACKAGE_DIR = Path(files.__file__).resolve().parent
+WRITING_METHODS = {"write_text", "write_bytes", "mkdir", "makedirs", "touch", "save"}  # save: torch.save
+ALLOWED = {("cache.py", "save")}  # torch.save into an io.BytesIO, whose bytes go to write_atomic
+
+
+def _writing_call(node):
+    """The name of a call that writes a file or makes a folder (open with a writing mode included), or None."""
+    name = node.func.attr if isinstance(node.func, ast.Attribute) else getattr(node.func, "id", None)
+    modes = [*node.args[1:2], *(keyword.value for keyword in node.keywords if keyword.arg == "mode")]
+    writes_mode = any(isinstance(mode, ast.Constant) and set(str(mode.value)) & set("wax+") for mode in modes)
+    return name if name in WRITING_METHODS or (name == "open" and writes_mode) else None
+
+
+def test_bnlib_writes_files_only_through_bnlib_files():
+    """So every file the run cache (the placement grid's records included) writes is atomic, 0644, in 0755 folders."""
+    found = set()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        if path == PACKAGE_DIR / "files.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and _writing_call(node):
+                found.add((path.relative_to(PACKAGE_DIR).as_posix(), _writing_call(node)))
+    assert found == ALLOWED

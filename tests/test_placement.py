@@ -91,6 +91,25 @@ def test_workers_give_the_same_runs_as_one_process(tiny_data, tmp_path):
     )
 
 
+@pytest.mark.parametrize(("workers", "limit_mb", "expected"),
+                         [(2, None, 2), (2, 3 * placement.WORKER_MB, 2), (2, 3 * placement.WORKER_MB - 1, 1),
+                          (4, 1500, 1), (1, 100, 1)])  # fmt: skip
+def test_workers_are_cut_to_one_where_the_memory_limit_cannot_hold_them(workers, limit_mb, expected):
+    assert placement.affordable_workers(workers, limit_mb) == expected  # the kernel counts as one more process
+
+
+def test_a_grid_in_a_small_container_trains_in_the_kernel(tiny_data, tmp_path, monkeypatch):
+    monkeypatch.setattr(placement, "memory_limit_mb", lambda: 1024.0)  # a 1 GB container
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("no worker process may start under a 1 GB limit")
+
+    monkeypatch.setattr(placement, "ProcessPoolExecutor", no_pool)
+    serial = grid(tiny_data, tmp_path / "serial")
+    assert grid(tiny_data, tmp_path / "limited", workers=2).drop(columns="seconds_per_epoch").equals(
+        serial.drop(columns="seconds_per_epoch"))  # fmt: skip
+
+
 def test_second_call_reads_the_cache_without_training(tiny_data, tmp_path, monkeypatch):
     first = grid(tiny_data, tmp_path)
 

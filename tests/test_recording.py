@@ -9,7 +9,7 @@ from torch import nn
 from bnlib.data import TensorLoader
 from bnlib.models import make_mlp
 from bnlib.stats.batchnorm import batchnorm_layers
-from bnlib.stats.recording import BatchStatsRecorder, checkpoint_steps
+from bnlib.stats.recording import BatchStatsRecorder, _RowBuffer, checkpoint_steps
 from bnlib.stats.running import (
     keras_to_torch_momentum,
     replay_running_stats,
@@ -101,6 +101,33 @@ def test_recorder_records_exact_batch_statistics_and_removes_hooks_after_an_erro
     torch.testing.assert_close(layer.var[0], hidden.var(0, unbiased=True), rtol=1e-12, atol=1e-12)
     assert layer.batch_size.tolist() == [10]
     assert not model[1]._forward_hooks
+
+
+def test_row_buffer_grows_past_its_capacity_and_keeps_pytorchs_statistics():
+    torch.manual_seed(0)
+    batches = [torch.randn(6 + index, 3, dtype=torch.float64) * 4 + index for index in range(5)]  # (N, C)
+    buffer = _RowBuffer(3, capacity=2)  # doubled twice: 2 -> 4 -> 8 rows
+    for batch in batches:
+        buffer.add(batch)
+    recording = buffer.recording()
+    assert recording.mean.shape == recording.var.shape == (5, 3) and len(buffer.mean) == 8
+    # each row is what torch's mean and var give that batch, copied as it is: equal to the bit (rtol=atol=0)
+    torch.testing.assert_close(recording.mean, torch.stack([batch.mean(0) for batch in batches]), rtol=0, atol=0)
+    torch.testing.assert_close(recording.var, torch.stack([batch.var(0) for batch in batches]), rtol=0, atol=0)
+    assert recording.batch_size.tolist() == [6, 7, 8, 9, 10]
+
+
+def test_recorder_rows_equal_batchnorm1d_on_three_dimensional_input():
+    torch.manual_seed(0)
+    layer = nn.BatchNorm1d(4, momentum=1.0)  # momentum 1: running_var is the last batch's unbiased variance
+    with BatchStatsRecorder(layer) as recorder:
+        for _ in range(3):
+            inputs = torch.randn(5, 4, 7)  # (N, C, L): 35 values per channel
+            layer(inputs)
+    recording = recorder.recording[""]
+    assert recording.mean.shape == (3, 4) and recording.batch_size.tolist() == [35] * 3
+    torch.testing.assert_close(recording.mean[-1].float(), layer.running_mean, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(recording.var[-1].float(), layer.running_var, rtol=1e-5, atol=1e-6)
 
 
 def test_recorder_needs_a_batchnorm_layer():

@@ -5,12 +5,14 @@ import copy
 import pytest
 import torch
 
-from bnlib.data import MNISTSplits, TensorLoader
+from bnlib.data import MNISTSplits, TensorLoader, first_images
 from bnlib.models import make_mlp
+from bnlib.stats.batchnorm import with_per_batch_statistics
 from bnlib.stats.population import recalibrate
 from bnlib.studies.shift import (
     SHIFTS,
     STATISTICS_SOURCES,
+    ShiftedBatches,
     accuracy_by_statistics,
     add_noise,
     brighten,
@@ -19,6 +21,7 @@ from bnlib.studies.shift import (
     shift_images,
     shifted_accuracy,
 )
+from bnlib.train import compute_accuracy
 
 
 @pytest.fixture
@@ -92,6 +95,39 @@ def test_accuracy_by_statistics_on_a_brightness_shift(images):
     for key, value in model.state_dict().items():
         assert torch.equal(value, before[key])  # the model is not changed
     assert set(SHIFTS) >= {"clean", "inverted"}
+
+
+@pytest.mark.parametrize("shift", list(SHIFTS))
+def test_shifted_batches_are_the_whole_split_shifted(shift):
+    pixels = torch.randint(0, 256, (70, 1, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    labels = torch.arange(70)
+    batches = ShiftedBatches(TensorLoader(pixels, labels, 16), shift)  # 16, 16, 16, 16, 6
+    assert len(batches) == 5
+    for _ in range(2):  # every pass gives the same images: the noise is drawn again from its seed
+        images, seen = (torch.cat(parts) for parts in zip(*batches, strict=True))
+        # the same elementwise operations and, for the noise, the same draws from one seeded generator:
+        # equal to the bit for MNIST-shaped images (rtol=atol=0)
+        torch.testing.assert_close(images, shift_images(pixels, shift), rtol=0, atol=0)
+        assert torch.equal(seen, labels)
+    with pytest.raises(ValueError, match="shift must be one of"):
+        ShiftedBatches(TensorLoader(pixels, labels, 16), "blurred")
+
+
+def test_accuracy_by_statistics_equals_the_sources_computed_on_shifted_copies(mnist):
+    torch.manual_seed(5)
+    data = first_images(mnist, 600, 300)
+    model = make_mlp((32,), bn="before")
+    train = TensorLoader(*data.split("train"), 64, shuffle=True, seed=0, drop_last=True)
+    with torch.no_grad():
+        for images, _ in train:  # train-mode passes: running statistics of their own, not the initial 0 and 1
+            model(images)
+    model.eval()
+    for shift in ("noise σ=0.3", "contrast ×0.5"):
+        test = TensorLoader(shift_images(data.test[0], shift), data.test[1], 64)
+        unlabelled = TensorLoader(shift_images(data.train[0], shift), data.train[1], 64)
+        sources = (model, recalibrate(copy.deepcopy(model), unlabelled), with_per_batch_statistics(model))
+        expected = tuple(compute_accuracy(source, test) for source in sources)
+        assert tuple(accuracy_by_statistics(model, data, shift, batch_size=64).values()) == expected
 
 
 def test_shifted_accuracy_is_the_accuracy_on_the_shifted_images(images):

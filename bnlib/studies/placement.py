@@ -22,7 +22,7 @@ from bnlib.config import BATCH_SIZE, LEARNING_RATE, SEED
 from bnlib.data import load_mnist
 from bnlib.models import count_parameters, mlp_arguments
 from bnlib.runs import lecture_description, lecture_key, mlp_spec, preserved_random_state, train_lecture_run
-from bnlib.runtime import resolve_device
+from bnlib.runtime import memory_limit_mb, resolve_device
 from bnlib.train import History
 
 
@@ -145,7 +145,20 @@ def _train(variant, seed, options, data, device):
     return train_lecture_run(variant.spec(), seed=seed, **options, data=data, device=device, progress=False)
 
 
-_worker_data = None  # each worker process receives the data set once, at start-up
+_worker_data = None  # each worker process receives the data set once, at start-up (in shared memory: torch pickles
+# a CPU tensor for another process by moving its storage to shared memory, so the workers read the kernel's copy)
+
+# A process that imports torch and trains a grid run: about 390 MB of its own (measured, notebook 03 in full mode)
+# plus torch's libraries (about 400 MB, shared by all such processes); rounded up to 600 for a container.
+WORKER_MB = 600
+
+
+def affordable_workers(workers, limit_mb):
+    """`workers`, or 1 (train in this process) when `workers` processes beside this one, each WORKER_MB as this one
+    is, would not fit in the memory limit `limit_mb` (None: no limit)."""
+    if limit_mb is not None and (workers + 1) * WORKER_MB > limit_mb:
+        return 1
+    return workers
 
 
 def _start_worker(data):
@@ -223,12 +236,13 @@ def run_grid(
 
     Columns: TABLE_COLUMNS (accuracies in %, `cached` says the run came from disk) and the curves
     CURVE_COLUMNS (per epoch: train and validation accuracy, mean minibatch loss). `data` defaults
-    to `load_mnist()`; `workers` > 1 trains that many runs at once on a multi-core CPU. Ctrl-C stops
+    to `load_mnist()`; `workers` > 1 trains that many runs at once on a multi-core CPU, unless the container's
+    memory limit cannot hold them (`affordable_workers`, `bnlib.runtime.memory_limit_mb`). Ctrl-C stops
     the grid: unfinished runs are not cached, a warning says so, and the finished rows come back.
     The global random state is left as it was (each run seeds itself), whether the runs were trained or read.
     """
     _check_grid(tuple(variants), tuple(seeds))
-    check_integer("workers", workers, minimum=1)
+    workers = affordable_workers(check_integer("workers", workers, minimum=1), memory_limit_mb())
     data = data if data is not None else load_mnist()
     device = resolve_device(device)
     folder = resolve_cache_dir(cache_dir)

@@ -38,32 +38,57 @@ def invert(images):
     return 1.0 - images
 
 
-def add_noise(images, std=0.3, seed=0):
-    """Gaussian pixel noise with standard deviation `std`, drawn from its own generator seeded with `seed`."""
+def add_noise(images, std=0.3, seed=0, generator=None):
+    """Gaussian pixel noise with standard deviation `std`, drawn from `generator`, else from a new one seeded `seed`."""
     check_number("std", std, 0, None)
-    generator = torch.Generator().manual_seed(check_integer("seed", seed))
+    if generator is None:
+        generator = torch.Generator().manual_seed(check_integer("seed", seed))
     noise = torch.randn(images.shape, generator=generator).to(images.device)
     return images + std * noise
 
 
-SHIFTS = {
-    "clean": lambda images: images,
-    "contrast ×0.5": lower_contrast,
-    "brightness +0.3": brighten,
-    "inverted": invert,
-    "noise σ=0.3": add_noise,
+NOISE_SEED = 0
+SHIFTS = {  # name -> shift(images, generator); only the noise draws from the generator
+    "clean": lambda images, generator: images,
+    "contrast ×0.5": lambda images, generator: lower_contrast(images),
+    "brightness +0.3": lambda images, generator: brighten(images),
+    "inverted": lambda images, generator: invert(images),
+    "noise σ=0.3": lambda images, generator: add_noise(images, generator=generator),
 }
 
 
 def shift_images(images, shift):
     """`images` (float in [0, 1], or uint8 pixels, converted first) with the named shift of SHIFTS applied."""
-    return SHIFTS[check_choice("shift", shift, tuple(SHIFTS))](as_images(images))
+    return SHIFTS[check_choice("shift", shift, tuple(SHIFTS))](as_images(images), _noise_generator())
+
+
+def _noise_generator():
+    return torch.Generator().manual_seed(NOISE_SEED)
+
+
+class ShiftedBatches:
+    """The (images, labels) batches of `loader` with the named `shift` (of SHIFTS) applied to each batch's images.
+
+    It holds one shifted batch at a time, not a shifted copy of the split (for MNIST's training images
+    169 MB of float32, and more while shifting). Each pass draws the noise from one generator seeded
+    as `shift_images` seeds it, one batch after another.
+    """
+
+    def __init__(self, loader, shift):
+        self.loader, self.shift = loader, check_choice("shift", shift, tuple(SHIFTS))
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        shift, generator = SHIFTS[self.shift], _noise_generator()
+        for images, labels in self.loader:
+            yield shift(images, generator), labels
 
 
 def shifted_accuracy(model, split, shift, batch_size=1000, device=None):
     """Accuracy (%) of `model`, in the mode it is in, on the (images, labels) `split` shifted by `shift`."""
-    images, labels = split
-    return compute_accuracy(model, TensorLoader(shift_images(images, shift), labels, batch_size, device=device), device)
+    return compute_accuracy(model, ShiftedBatches(TensorLoader(*split, batch_size, device=device), shift), device)
 
 
 def accuracy_by_statistics(model, data, shift, batch_size=BATCH_SIZE, device=None):
@@ -74,9 +99,8 @@ def accuracy_by_statistics(model, data, shift, batch_size=BATCH_SIZE, device=Non
     own statistics (`track_running_stats=False`). The model itself is left unchanged.
     """
     check_integer("batch_size", batch_size, minimum=2)
-    test_images, test_labels = data.split("test")
-    test = TensorLoader(shift_images(test_images, shift), test_labels, batch_size, device=device)
-    unlabelled = TensorLoader(shift_images(data.train[0], shift), data.train[1], batch_size, device=device)
+    test = ShiftedBatches(TensorLoader(*data.test, batch_size, device=device), shift)
+    unlabelled = ShiftedBatches(TensorLoader(*data.train, batch_size, device=device), shift)  # labels unused
     model = copy.deepcopy(model).eval()
     accuracies = (
         compute_accuracy(model, test, device),
