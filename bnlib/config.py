@@ -24,8 +24,11 @@ class PitfallSizes:
     num_test: int | None
     batch_sizes: tuple = (2, 4, 8, 16, 32, 64, 128, 256)  # one epoch each, learning rate 0.1
     compare_batch_sizes: tuple = (2,)  # BatchNorm vs LayerNorm vs GroupNorm (batch 2 takes 27,000 steps in full mode)
-    global_batch_size: int = 64  # split over `devices` simulated devices
-    devices: tuple = (1, 2, 4, 8, 16, 32)
+    ranks: int = 4  # data-parallel processes (2 where the memory limit is too small; quick mode: 2, to start faster)
+    rank_batch_size: int = 8  # examples per rank: a global batch of 32 with 4 ranks
+    data_parallel_steps: int = 500  # SGD steps of every data-parallel run
+    accumulation_batch_size: int = 256  # one batch, against micro_batches accumulated chunks of it
+    micro_batches: int = 4
     num_labelled: int = 2000  # labelled images of the new domain for fine-tuning
     fine_tune_epochs: int = 5
     fine_tune_batch_size: int = 64
@@ -89,7 +92,8 @@ QUICK = Settings(
     quick=True,
     num_epochs=2,
     num_seeds=2,
-    pitfalls=PitfallSizes(num_train=4000, num_test=2000, num_labelled=1000, fine_tune_epochs=2),
+    pitfalls=PitfallSizes(num_train=4000, num_test=2000, num_labelled=1000, fine_tune_epochs=2, ranks=2,
+                           data_parallel_steps=100),
     why=WhyBatchNormSizes(
         figure_steps=600,
         track_every=50,

@@ -13,7 +13,7 @@ def test_sections_follow_quick_mode(monkeypatch):
     monkeypatch.setenv("BNLIB_QUICK", "0")
     assert settings().pitfalls is FULL.pitfalls and settings().why is FULL.why
     assert settings(quick=True).why is QUICK.why
-    assert all(FULL.pitfalls.global_batch_size % devices == 0 for devices in FULL.pitfalls.devices)
+    assert FULL.pitfalls.accumulation_batch_size % FULL.pitfalls.micro_batches == 0
 
 
 @pytest.mark.parametrize("value, expected", [("1", True), ("yes", True), ("TRUE", True), ("0", False), ("no", False),

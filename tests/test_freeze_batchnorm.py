@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnlib.models import FrozenBatchNorm1d, freeze_batchnorm, make_mlp
-from bnlib.studies.devices import split_batchnorm
+from bnlib.stats.sync_batchnorm import convert_to_all_reduce_batchnorm
 
 
 def _batchnorms(model):
@@ -91,5 +91,5 @@ def test_conv_batchnorm_and_repr():
 
 
 def test_other_batchnorm_types_are_refused():
-    with pytest.raises(TypeError, match="freeze_batchnorm handles nn.BatchNorm1d/2d/3d, got DeviceSplitBatchNorm1d"):
-        freeze_batchnorm(split_batchnorm(make_mlp(bn="before"), devices=2))
+    with pytest.raises(TypeError, match="freeze_batchnorm handles nn.BatchNorm1d/2d/3d, got AllReduceBatchNorm1d"):
+        freeze_batchnorm(convert_to_all_reduce_batchnorm(make_mlp(bn="before")))

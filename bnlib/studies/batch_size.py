@@ -1,4 +1,4 @@
-"""One epoch per batch size (or per number of simulated devices), through the run cache: accuracy and statistic noise.
+"""One epoch per batch size, through the run cache: accuracy and statistic noise.
 
 Small batches hurt BatchNorm twice: its statistics are noisy in training, and eval mode then
 uses running statistics that differ from what training normalized with. LayerNorm and GroupNorm
@@ -16,7 +16,6 @@ from bnlib.data import TensorLoader, training_loader
 from bnlib.runs import cached_run, describe_run, mlp_spec, run_key, stored_tensors
 from bnlib.runtime import resolve_device
 from bnlib.stats.batchnorm import batchnorm_layers, unit_view
-from bnlib.studies.devices import split_batchnorm
 from bnlib.train import compute_accuracy, evaluation_mode, sgd, train_one_epoch
 
 PROCEDURE = "one_epoch_per_batch_size"
@@ -69,27 +68,23 @@ def batch_statistic_noise(model, images, batch_size, seed=0):
     return mean_noise.mean().item(), var_noise.mean().item()
 
 
-def train_one_epoch_at(model, *, batch_size, devices, seed, learning_rate, data, device):
-    """(record, tensors) of one epoch of SGD of `model` (a ModelSpec) at `batch_size`, BatchNorm statistics split
-    over `devices` chunks.
+def train_one_epoch_at(model, *, batch_size, seed, learning_rate, data, device):
+    """(record, tensors) of one epoch of SGD of `model` (a ModelSpec) at `batch_size`.
 
-    The record holds eval-mode and train-mode test accuracy (train mode: test batches of the
-    per-device batch size, as if `model.eval()` were forgotten) and the statistic noise at that size,
+    The record holds eval-mode and train-mode test accuracy (train mode: test batches of
+    `batch_size`, as if `model.eval()` were forgotten) and the statistic noise at that size,
     on `noise_images(data)` in batches shuffled from `seed`.
     """
-    model = model.build(seed)
-    trained = (split_batchnorm(model, devices) if devices > 1 else model).to(device)
+    model = model.build(seed).to(device)
     train = training_loader(data.train, batch_size, seed, device)
-    train_one_epoch(trained, train, sgd(trained.parameters(), learning_rate), device)
-    model.load_state_dict(trained.state_dict())  # eval mode never splits: the plain model computes the same
-    model.to(device).eval()
+    train_one_epoch(model, train, sgd(model.parameters(), learning_rate), device)
+    model.eval()
     test_images, test_labels = (tensor.to(device) for tensor in data.split("test"))
-    per_device = batch_size // devices
-    mean_noise, var_noise = batch_statistic_noise(model, noise_images(data)[0].to(device), per_device, seed)
+    mean_noise, var_noise = batch_statistic_noise(model, noise_images(data)[0].to(device), batch_size, seed)
     record = {
         "eval_test_acc": compute_accuracy(model, TensorLoader(test_images, test_labels, 1000), device),
         "train_mode_test_acc": compute_accuracy(
-            copy.deepcopy(model).train(), TensorLoader(test_images, test_labels, per_device)
+            copy.deepcopy(model).train(), TensorLoader(test_images, test_labels, batch_size)
         ),
         "mean_noise": mean_noise,
         "var_noise": var_noise,
@@ -97,20 +92,19 @@ def train_one_epoch_at(model, *, batch_size, devices, seed, learning_rate, data,
     return record, stored_tensors(model)
 
 
-def one_epoch_run(model_options, *, batch_size, devices=1, seed, learning_rate, data, device=None, verbose=False):
+def one_epoch_run(model_options, *, batch_size, seed, learning_rate, data, device=None, verbose=False):
     """The CachedRun of `train_one_epoch_at` for `make_mlp(**model_options)`, read from the run cache or trained.
 
     Its record: eval_test_acc, train_mode_test_acc (%), mean_noise, var_noise (None without BatchNorm).
     """
     check_integer("batch_size", batch_size, minimum=2)
-    check_integer("devices", devices, minimum=1)
     device = resolve_device(device)
     model = mlp_spec(model_options)
-    key = run_key(PROCEDURE, model, learning_rate, batch_size=batch_size, devices=devices,
+    key = run_key(PROCEDURE, model, learning_rate, batch_size=batch_size,
                   seed=check_integer("seed", seed, minimum=0), num_epochs=1, noise_images=NOISE_IMAGES,
                   noise_batches=NOISE_BATCHES)  # fmt: skip
-    compute = functools.partial(train_one_epoch_at, model, batch_size=batch_size, devices=devices, seed=seed,
+    compute = functools.partial(train_one_epoch_at, model, batch_size=batch_size, seed=seed,
                                 learning_rate=learning_rate, data=data, device=device)  # fmt: skip
-    details = f"one epoch at batch size {batch_size}" + (f" over {devices} simulated devices" if devices > 1 else "")
+    details = f"one epoch at batch size {batch_size}"
     return cached_run(key, model, compute, data=data, device=device, description=describe_run(model, details),
                       verbose=verbose)  # fmt: skip
