@@ -6,7 +6,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from bnlib.checks import check_integer
+from bnlib.checks import check_integer, check_number
+from bnlib.config import env_value
 
 
 def resolve_device(device=None):
@@ -47,14 +48,22 @@ def derive_seeds(base_seed, num_seeds):
 
 
 CGROUP_MEMORY_FILES = ("/sys/fs/cgroup/memory.max", "/sys/fs/cgroup/memory/memory.limit_in_bytes")
+MEMORY_LIMIT_ENV = "BNLIB_MEMORY_LIMIT_MB"  # overrides the container's limit: `make bench` runs as a 1.5 GB container
 
 
 def memory_limit_mb(files=CGROUP_MEMORY_FILES):
-    """The container's memory limit in MB (cgroup v2, then v1), or None where there is none.
+    """The memory limit in MB: BNLIB_MEMORY_LIMIT_MB where set, else the container's (cgroup v2, then v1), else None.
 
     A hub or Binder container gets 1-2 GB; code that starts extra processes reads this to start fewer.
     cgroup v1 writes "no limit" as a huge number, v2 as "max".
     """
+    if env_value(MEMORY_LIMIT_ENV):
+        text = env_value(MEMORY_LIMIT_ENV)
+        try:
+            value = float(text)
+        except ValueError:
+            value = text  # check_number names the variable and the allowed values
+        return check_number(MEMORY_LIMIT_ENV, value, 0, None, low_open=True)
     for path in files:
         try:
             text = Path(path).read_text().strip()

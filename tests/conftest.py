@@ -8,6 +8,7 @@ import torch
 
 from bnlib.cache import CACHE_DIR_ENV, RETRAIN_ENV, SHARED_CACHE_ENV
 from bnlib.data import check_mnist_files, data_dir, load_mnist
+from bnlib.runtime import MEMORY_LIMIT_ENV
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -15,12 +16,14 @@ def session_cache_dir(tmp_path_factory):
     """A temporary run cache, set as $BNLIB_CACHE_DIR for the whole session and restored at its end.
 
     Shared by all tests, so notebooks that train the same run train it once; kernels and JupyterLab
-    started by the tests inherit it with the rest of os.environ. A shared cache of the caller's is not read.
+    started by the tests inherit it with the rest of os.environ. A shared cache of the caller's is not read,
+    nor a memory limit set by hand.
     """
     folder = tmp_path_factory.mktemp("run-cache")
     with pytest.MonkeyPatch.context() as patch:  # os.environ, so that child processes get it too
         patch.setenv(CACHE_DIR_ENV, str(folder))
         patch.delenv(SHARED_CACHE_ENV, raising=False)
+        patch.delenv(MEMORY_LIMIT_ENV, raising=False)
         yield folder
 
 

@@ -31,3 +31,16 @@ def test_memory_limit_mb_reads_cgroup_v2_then_v1_and_treats_no_limit_as_none(tmp
     v1.write_text(str(2**63 - 4096))
     assert memory_limit_mb((v1,)) is None
     assert memory_limit_mb((missing,)) is None
+
+
+def test_memory_limit_mb_takes_bnlib_memory_limit_mb_first_and_rejects_a_bad_value(tmp_path, monkeypatch):
+    v2 = tmp_path / "memory.max"
+    v2.write_text("1073741824\n")
+    monkeypatch.setenv("BNLIB_MEMORY_LIMIT_MB", "1500")
+    assert memory_limit_mb((v2,)) == 1500
+    for bad in ("lots", "0", "-5"):
+        monkeypatch.setenv("BNLIB_MEMORY_LIMIT_MB", bad)
+        with pytest.raises(ValueError, match="BNLIB_MEMORY_LIMIT_MB"):
+            memory_limit_mb((v2,))
+    monkeypatch.setenv("BNLIB_MEMORY_LIMIT_MB", "")
+    assert memory_limit_mb((v2,)) == 1024
