@@ -67,7 +67,10 @@ def test_make_folder_refuses_a_file(tmp_path):
 
 PACKAGE_DIR = Path(files.__file__).resolve().parent
 WRITING_METHODS = {"write_text", "write_bytes", "mkdir", "makedirs", "touch", "save"}  # save: torch.save
-ALLOWED = {("cache.py", "save")}  # torch.save into an io.BytesIO, whose bytes go to write_atomic
+ALLOWED = {
+    ("cache.py", "save"),  # torch.save into an io.BytesIO, whose bytes go to write_atomic
+    ("studies/process_group.py", "save"),  # torch.save into an io.BytesIO: a rank's result travels through a queue
+}
 
 
 def _writing_call(node):
