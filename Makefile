@@ -22,7 +22,7 @@ test test-fast run warm bench: export BNLIB_LIVE = 0
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,instructor]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,instructor,deploy]'
 	touch $@
 
 venv: $(STAMP)
