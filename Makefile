@@ -24,7 +24,7 @@ warm bench: export BNLIB_SHARED_CACHE =
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,instructor]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,instructor,deploy]'
 	touch $@
 
 venv: $(STAMP)

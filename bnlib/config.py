@@ -1,7 +1,7 @@
 """Every size a notebook uses, full mode (the lecture's setup) and quick mode (`BNLIB_QUICK=1`), in one object.
 
 `settings()` is the one place that reads `BNLIB_QUICK`; its sections size the later notebooks
-(`settings().pitfalls` for 06-07, `settings().why` for 08).
+(`settings().pitfalls` for 06-07, `settings().why` for 08, `settings().cnn` for 09).
 """
 
 import os
@@ -50,6 +50,18 @@ class WhyBatchNormSizes:
 
 
 @dataclass(frozen=True)
+class CnnSizes:
+    """Notebook 09's runs of make_cnn; full mode aims at 4 minutes on a 2-core CPU from an empty cache."""
+
+    num_train: int | None  # training images (None: the whole split)
+    num_test: int | None
+    num_epochs: int  # every CNN run: with and without BatchNorm, and each weight-decay choice
+    bias_images: int  # training images the bias trace cycles through (whole epochs, at least `bias_steps` steps)
+    bias_steps: int
+    weight_decay: float = 5e-3  # large enough to move the weight norms visibly within a few epochs at lr 0.1
+
+
+@dataclass(frozen=True)
 class Settings:
     """What a notebook needs to know to size its runs: notebooks 01-05 at the top level, then one section each."""
 
@@ -58,6 +70,7 @@ class Settings:
     num_seeds: int  # seeds per variant in the placement grid
     pitfalls: PitfallSizes = field(repr=False)  # the notebooks that use a section print it themselves
     why: WhyBatchNormSizes = field(repr=False)
+    cnn: CnnSizes = field(repr=False)
     batch_size: int = BATCH_SIZE
     learning_rate: float = LEARNING_RATE
     seed: int = SEED
@@ -87,6 +100,7 @@ FULL = Settings(
         sweep_seeds=2,
         early_steps=500,
     ),
+    cnn=CnnSizes(num_train=None, num_test=None, num_epochs=3, bias_images=10_240, bias_steps=40),
 )
 QUICK = Settings(
     quick=True,
@@ -105,6 +119,7 @@ QUICK = Settings(
         sweep_seeds=1,
         early_steps=200,
     ),
+    cnn=CnnSizes(num_train=1024, num_test=1000, num_epochs=1, bias_images=1024, bias_steps=8),
 )
 
 

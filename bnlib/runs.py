@@ -23,7 +23,7 @@ from torch import nn
 from bnlib.cache import RETRAIN_ENV, cached, describe_folders, resolve_cache_dir
 from bnlib.checks import check_integer
 from bnlib.data import lecture_loaders
-from bnlib.models import count_parameters, make_mlp, mlp_arguments
+from bnlib.models import cnn_arguments, count_parameters, make_cnn, make_mlp, mlp_arguments
 from bnlib.runtime import resolve_device, seed_everything
 from bnlib.train import History, sgd_key, train_model
 
@@ -75,6 +75,11 @@ class ModelSpec:
 def mlp_spec(model_options):
     """The ModelSpec of `make_mlp(**model_options)`, every argument resolved; an unknown option raises TypeError."""
     return ModelSpec(make_mlp, mlp_arguments(**model_options))
+
+
+def cnn_spec(model_options):
+    """The ModelSpec of `make_cnn(**model_options)`, every argument resolved; an unknown option raises TypeError."""
+    return ModelSpec(make_cnn, cnn_arguments(**model_options))
 
 
 def run_key(procedure, model, learning_rate, **settings):

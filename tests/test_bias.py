@@ -1,5 +1,7 @@
 """bnlib.studies.bias: the bias before BatchNorm is absorbed by the running mean as PyTorch's rule says."""
 
+import warnings
+
 import pytest
 import torch
 from torch import nn
@@ -75,3 +77,26 @@ def test_bad_arguments_name_the_parameter(arguments, parameter):
         trace_bias_pair(make_bias_pair(0, **SMALL), small_data(), **options)
     with pytest.raises(ValueError, match="^bias_std must"):
         make_bias_pair(0, bias_std=0.0)
+
+
+def test_the_cnn_pair_and_its_cached_trace(tmp_path, monkeypatch):
+    monkeypatch.setenv("BNLIB_CACHE_DIR", str(tmp_path))
+    from bnlib.models import make_cnn
+    from bnlib.studies.bias import cached_bias_trace
+
+    options = {"channels": (4,), "image_size": 6}
+    pair = make_bias_pair(0, factory=make_cnn, **options)
+    assert pair["without bias"][0].bias is None and isinstance(pair["with bias"][1], nn.BatchNorm2d)
+    generator = torch.Generator().manual_seed(0)
+    images, labels = torch.randn(96, 1, 6, 6, generator=generator), torch.randint(0, 10, (96,), generator=generator)
+    data = MNISTSplits(train=(images, labels), valid=(images[:32], labels[:32]), test=(images, labels), source="t")
+    settings = {"seed": 0, "bias_std": 1.0, "batch_size": 32, "learning_rate": 0.1, "min_steps": 30, "device": "cpu"}
+    trace = cached_bias_trace(make_cnn, options, data, **settings)
+    assert len(trace.measured) == 30  # 10 epochs of 3 batches
+    torch.testing.assert_close(trace.measured, trace.expected, rtol=0, atol=1e-5)  # the running mean absorbs b
+    assert trace.logit_gap[-1] < 0.2 * trace.logit_gap.max()  # (1 - momentum)^30 = 0.04 of b left
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the cache warns when it finds the entry but cannot use it
+        again = cached_bias_trace(make_cnn, options, data, **settings)  # read back from the cache
+    torch.testing.assert_close(again.logit_gap, trace.logit_gap, rtol=0, atol=0)
+    assert len(list(tmp_path.glob("*.json"))) == 1

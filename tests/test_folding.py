@@ -88,7 +88,7 @@ def test_fold_handles_a_bias_no_affine_and_a_batchnorm_first():
 @pytest.mark.parametrize(
     ("layers", "message"),
     [
-        ([nn.Linear(4, 3), nn.ReLU(), nn.BatchNorm1d(3)], "no Linear before or after it"),
+        ([nn.Linear(4, 3), nn.ReLU(), nn.BatchNorm1d(3)], "no Linear or convolution before or after it"),
         ([nn.Linear(4, 3), nn.ReLU(), nn.BatchNorm1d(3), nn.ReLU(), nn.Linear(3, 2)], "ReLU .3. comes between"),
         ([nn.BatchNorm1d(4), nn.BatchNorm1d(4), nn.Linear(4, 2)], "follows BatchNorm 0 directly"),
     ],

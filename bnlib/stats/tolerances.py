@@ -13,10 +13,16 @@ import torch
 from torch import nn
 
 from bnlib.stats.batchnorm import BATCHNORM_TYPES, batchnorm_affine
-from bnlib.stats.folding import IDENTITY_IN_EVAL, flat_layers
+from bnlib.stats.folding import CONVOLUTIONS, IDENTITY_IN_EVAL, flat_layers
 from bnlib.stats.running import replay_running_average
 
 MAGNITUDE_PRESERVING = (nn.ReLU, nn.Tanh, *IDENTITY_IN_EVAL)  # |f(z)| <= |z| and 1-Lipschitz: errors do not grow
+MAX_POOLS = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d)  # the max of |z| over a window bounds |max z|; 1-Lipschitz
+
+
+def channel_view(values, like):
+    """(C,) `values` shaped to broadcast along dimension 1 of `like` ((N, C) or (N, C, *spatial))."""
+    return values.view(-1, *[1] * (like.dim() - 2))
 
 
 @torch.no_grad()
@@ -38,12 +44,17 @@ def rounding_tolerance(model, inputs):
             if layer.bias is not None:
                 magnitude = magnitude + layer.bias.double().abs()
             terms += layer.in_features + 1
+        elif isinstance(layer, CONVOLUTIONS):  # the convolution of |input| (padded as the layer pads) with |weight|
+            weight, bias = layer.weight.double().abs(), None if layer.bias is None else layer.bias.double().abs()
+            magnitude = layer._conv_forward(magnitude, weight, bias)
+            terms += weight[0].numel() + 1  # in_channels / groups * kernel size products, and the bias
         elif isinstance(layer, BATCHNORM_TYPES):  # |scale| * (|z| + |running_mean|) + |beta|
             scale, _ = batchnorm_affine(layer)
-            beta = layer.bias.double().abs() if layer.affine else 0.0
-            magnitude = scale.abs() * (magnitude + layer.running_mean.double().abs()) + beta
+            beta = channel_view(layer.bias.double().abs(), magnitude) if layer.affine else 0.0
+            magnitude = channel_view(scale.abs(), magnitude) * (
+                magnitude + channel_view(layer.running_mean.double().abs(), magnitude)) + beta
             terms += 4  # subtract, divide by the square root, multiply, add
-        elif isinstance(layer, nn.Flatten):
+        elif isinstance(layer, (nn.Flatten, *MAX_POOLS)):
             magnitude = layer(magnitude)
         elif not isinstance(layer, MAGNITUDE_PRESERVING):
             raise ValueError(f"rounding_tolerance cannot bound layer {name} ({type(layer).__name__})")

@@ -1,38 +1,42 @@
-"""Notebook 02's experiment: a Linear bias before BatchNorm matters in eval mode only until the running mean absorbs it.
+"""Notebooks 02 and 09: a bias before BatchNorm matters in eval mode only until the running mean absorbs it.
 
-Two BatchNorm MLPs with identical weights, one with a bias in every hidden Linear and one without,
-train on the same batches. In train mode their outputs agree; in eval mode the first BatchNorm's
-running means differ by b · (1 − (1 − momentum)^t) after t steps (PyTorch's rule, running_mean
+Two BatchNorm networks (MLPs, or CNNs) with identical weights, one with a bias in every hidden Linear or
+convolution and one without, train on the same batches. In train mode their outputs agree; in eval mode the
+first BatchNorm's running means differ by b · (1 − (1 − momentum)^t) after t steps (PyTorch's rule, running_mean
 starting at 0), so its eval outputs differ by the offset γ · b · (1 − momentum)^t / √(running_var + eps).
 """
 
+import json
 import math
 from dataclasses import dataclass
 
 import torch
 
+from bnlib.cache import cached
 from bnlib.checks import check_integer, check_number
 from bnlib.data import training_loader
-from bnlib.models import first_linear, make_mlp
+from bnlib.models import input_layer, make_mlp
+from bnlib.runs import factory_name
 from bnlib.runtime import resolve_device, seed_everything
 from bnlib.stats.batchnorm import first_batchnorm
 from bnlib.train import evaluation_mode, sgd, train_one_epoch
 
 
-def make_bias_pair(seed, bias_std=1.0, **model_options):
-    """{"with bias": model, "without bias": model}: BatchNorm before ReLU, identical weights, different biases.
+def make_bias_pair(seed, bias_std=1.0, factory=make_mlp, **model_options):
+    """{"with bias": model, "without bias": model}: `factory(bn="before", ...)` (make_mlp or make_cnn), identical
+    weights, different biases.
 
-    "with bias" has a bias in every hidden Linear: the first Linear's is drawn from N(0, bias_std²),
-    larger than PyTorch's default, so that its effect is easy to see; the later ones keep PyTorch's
-    default initialization. "without bias" has no Linear bias before a BatchNorm.
+    "with bias" has a bias in every hidden Linear (or convolution): the first one's is drawn from
+    N(0, bias_std²), larger than PyTorch's default, so that its effect is easy to see; the later ones keep
+    PyTorch's default initialization. "without bias" has no bias before a BatchNorm.
     """
     check_number("bias_std", bias_std, 0, None, low_open=True)
     seed_everything(seed)
-    pair = {name: make_mlp(bn="before", bias=bias, **model_options)
+    pair = {name: factory(bn="before", bias=bias, **model_options)
             for name, bias in (("with bias", True), ("without bias", False))}
     pair["without bias"].load_state_dict(pair["with bias"].state_dict(), strict=False)  # all but the biases
     with torch.no_grad():
-        first_linear(pair["with bias"]).bias.normal_(0.0, bias_std)
+        input_layer(pair["with bias"]).bias.normal_(0.0, bias_std)
     return pair
 
 
@@ -45,10 +49,14 @@ class EvalSnapshots:
 
     @torch.no_grad()
     def __call__(self, model, step):
-        norm = first_batchnorm(model)
-        with evaluation_mode(model):  # back in train mode for the next training step
-            self.logits.append(model(self.probe))
-            self.first_outputs.append(norm(first_linear(model)(self.probe.flatten(1))))  # BatchNorm before ReLU
+        norm, outputs = first_batchnorm(model), []
+        handle = norm.register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
+        try:
+            with evaluation_mode(model):  # back in train mode for the next training step
+                self.logits.append(model(self.probe))
+        finally:
+            handle.remove()
+        self.first_outputs.append(outputs[0])
         self.running_means.append(norm.running_mean.clone())
         self.running_vars.append(norm.running_var.clone())
 
@@ -88,7 +96,7 @@ def trace_bias_pair(pair, data, *, batch_size, learning_rate, seed, min_steps=10
     check_number("learning_rate", learning_rate, 0, None, low_open=True)
     device = resolve_device(device)
     probe = data.split("valid", batch_size)[0].to(device)
-    bias = first_linear(pair["with bias"]).bias.detach().clone().to(device)
+    bias = input_layer(pair["with bias"]).bias.detach().clone().to(device)
     snapshots = {}
     for name, model in pair.items():
         loader = training_loader(data.train, batch_size, seed, device)
@@ -104,7 +112,7 @@ def trace_bias_pair(pair, data, *, batch_size, learning_rate, seed, min_steps=10
         measured=fraction_of(differences("running_means"), bias).cpu(),
         expected=1 - (1 - momentum) ** steps,
         logit_gap=differences("logits").abs().amax(dim=(1, 2)).cpu(),  # (T, N, classes) -> (T,)
-        offset=differences("first_outputs").abs().amax(dim=(1, 2)).cpu(),  # (T, N, units) -> (T,)
+        offset=differences("first_outputs").flatten(1).abs().amax(dim=1).cpu(),  # (T, N, C, ...) -> (T,)
         running_var=torch.stack(with_bias.running_vars).mean(dim=1).cpu(),  # (T, units) -> (T,)
         running_var_gap=differences("running_vars").abs().max().item(),
     )
@@ -120,3 +128,24 @@ def train_with_snapshots(model, loader, probe, learning_rate, seed, min_steps, d
         step = train_one_epoch(model, loader, optimizer, device, step=step, on_batch=snapshots)
     model.eval()
     return snapshots
+
+
+TRACE_TENSORS = ("measured", "expected", "logit_gap", "offset", "running_var")  # BiasTrace's (T,) fields
+
+
+def cached_bias_trace(factory, model_options, data, *, seed, bias_std, batch_size, learning_rate, min_steps,
+                      device=None):  # fmt: skip
+    """The BiasTrace of `make_bias_pair(seed, bias_std, factory, **model_options)` trained by `trace_bias_pair`,
+    read from the run cache when stored (keyed by all of these and the data), else computed and stored."""
+    def compute():
+        pair = make_bias_pair(seed, bias_std, factory, **model_options)
+        trace = trace_bias_pair(pair, data, batch_size=batch_size, learning_rate=learning_rate, seed=seed,
+                                min_steps=min_steps, device=device)  # fmt: skip
+        return {"running_var_gap": trace.running_var_gap}, {name: getattr(trace, name) for name in TRACE_TENSORS}
+
+    options = json.loads(json.dumps(model_options))  # as the cache stores it: tuples become lists
+    key = {"procedure": "trace_bias_pair", "factory": factory_name(factory), "model_options": options,
+           "seed": seed, "bias_std": bias_std, "batch_size": batch_size, "learning_rate": learning_rate,
+           "min_steps": min_steps}  # fmt: skip
+    entry = cached(key, compute, data=data, device=resolve_device(device), description=f"bias trace, {key['factory']}")
+    return BiasTrace(**entry.tensors, running_var_gap=entry.record["running_var_gap"])
