@@ -14,7 +14,7 @@ export OMP_NUM_THREADS ?= 1
 # make bench SUITE=quick skips the full-mode notebook suite (the longest part); SUITE=none skips both suites.
 SUITE ?= full
 
-.PHONY: venv lab test test-fast test-load test-browser run warm bench student release clean
+.PHONY: venv lab test test-fast test-load test-browser run warm bench student release site clean
 
 # Live learning curves only where someone watches (make lab): off for tests, run, warm and bench.
 test test-fast test-load run warm bench: export BNLIB_LIVE = 0
@@ -75,6 +75,10 @@ student: $(STAMP)  ## the student edition: solutions replaced by stubs, outputs 
 DEST ?= build/release
 release: $(STAMP)  ## the class repository: student notebooks, bnlib, a student README and Makefile -> $(DEST)
 	$(BIN)/python tools/make_release.py $(DEST)
+
+# Full mode answers from the run cache (make warm first, or it trains); BNLIB_QUICK=1 builds in a few minutes.
+site: $(STAMP)  ## the static site: every student notebook executed, widgets working without a kernel -> build/site/
+	$(BIN)/python tools/build_site.py --out build/site
 
 clean:
 	rm -rf build .pytest_cache .ruff_cache

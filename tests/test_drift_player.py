@@ -14,12 +14,17 @@ from bnlib.widgets.drift_player import DriftPlayer, histogram_counts, histogram_
 STEPS = np.arange(0, 201, 50)  # 5 checkpoints
 
 
-@pytest.fixture
-def samples():
+def drift_samples():
+    """Two networks' tracked input at the 5 checkpoints, 300 images: one drifting, one steady."""
     rng = np.random.default_rng(0)
     drifting = rng.normal(size=(5, 300)) + 2.0 * np.arange(5)[:, None]  # the median moves by 2 per checkpoint
     steady = rng.normal(size=(5, 300))
     return {"no BatchNorm": drifting, "BatchNorm": steady}
+
+
+@pytest.fixture
+def samples():
+    return drift_samples()
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from nbformat.v4 import new_code_cell, new_notebook
 
 from bnlib.cache import CACHE_DIR_ENV
 from tests.support.execution import execute_in_quick_mode
+from tests.support.tools import load_tool
 
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
 NOTEBOOKS = sorted(NOTEBOOK_DIR.glob("*.ipynb"))
@@ -38,7 +39,10 @@ def test_notebook_is_committed_clean(path):
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda path: path.stem)
 def test_imports_sit_in_one_short_cell_at_the_top(path):
-    code = [cell.source for cell in nbformat.read(path, as_version=4).cells if cell.cell_type == "code"]
+    # The Colab set-up cell before it is the same in every notebook (tools/stamp_colab.py, tests/test_colab.py).
+    is_setup_cell = load_tool("stamp_colab").is_setup_cell
+    code = [cell.source for cell in nbformat.read(path, as_version=4).cells
+            if cell.cell_type == "code" and not is_setup_cell(cell)]
     importing = [index for index, source in enumerate(code) if re.search(r"^(import |from \S+ import )", source, re.M)]
     assert importing == [0], f"{path.name}: code cells {importing} import; only the first code cell may"
     imports = [line for line in code[0].splitlines() if line.strip() and not line.startswith(("backend", "#"))]

@@ -139,8 +139,8 @@ def release(tmp_path_factory):
 
 def test_the_release_holds_what_a_student_needs_and_nothing_else(release):
     top = sorted(path.name for path in release.iterdir())
-    assert top == [".gitignore", ".release", "Makefile", "README.md", "bnlib", "data", "docs", "environment.yml",
-                   "notebooks", "pyproject.toml"]
+    assert top == [".gitignore", ".release", "Makefile", "README.md", "binder", "bnlib", "data", "docs",
+                   "environment.yml", "notebooks", "pyproject.toml"]
     assert sorted(path.name for path in (release / "notebooks").iterdir()) == sorted(
         path.name for path in NOTEBOOK_DIR.glob("*.ipynb"))
     assert [path.name for path in (release / "data").iterdir()] == ["README.md"]

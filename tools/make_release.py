@@ -1,16 +1,20 @@
 """Write the student release: a self-contained folder that an instructor can push as the class repository.
 
-usage: python tools/make_release.py [DEST]   (default build/release)
+usage: python tools/make_release.py [DEST] [--repository URL]   (default build/release)
 
 The folder holds the student notebooks (tools/make_student.py: solutions replaced by stubs, outputs cleared),
 `bnlib` whole and byte for byte (so `bnlib.cache.code_fingerprint()` is the instructor's and a warm cache
-answers), pyproject.toml, environment.yml, a student Makefile (`make lab`, `make test`), data/README.md, the
-docs pages that hold no result, and a README from tools/release_readme.md. No instructor tests, no git history,
-no build output or cache. DEST is written afresh (an existing DEST is replaced only if a former release wrote
+answers), pyproject.toml, environment.yml, binder/ (for mybinder.org), a student Makefile (`make lab`,
+`make test`), data/README.md, the docs pages that hold no result, and a README from tools/release_readme.md.
+No instructor tests, no git history, no build output or cache. The notebooks' Colab set-up cell and pyproject's
+[project.urls] name the class repository (--repository, or $CLASS_REPOSITORY; else this project's URL), which
+Colab installs bnlib from. DEST is written afresh (an existing DEST is replaced only if a former release wrote
 it); every file is 0644 and every folder 0755 whatever the umask.
 """
 
+import argparse
 import importlib.util
+import os
 import re
 import shutil
 import sys
@@ -25,9 +29,14 @@ from bnlib.files import make_folder, write_atomic  # noqa: E402
 _SPEC = importlib.util.spec_from_file_location("make_student", REPO / "tools" / "make_student.py")
 make_student = importlib.util.module_from_spec(_SPEC)
 _SPEC.loader.exec_module(make_student)
+_SPEC = importlib.util.spec_from_file_location("stamp_colab", REPO / "tools" / "stamp_colab.py")
+stamp_colab = importlib.util.module_from_spec(_SPEC)
+_SPEC.loader.exec_module(stamp_colab)
 
 MARK = ".release"  # written into DEST: the proof that a former release wrote a folder this tool may replace
-COPIED = ("pyproject.toml", "environment.yml", "data/README.md")
+# binder/: a Binder button on the class repository (repo2docker makes postBuild executable itself: every file
+# of the release is 0644).
+COPIED = ("environment.yml", "data/README.md", "binder/requirements.txt", "binder/runtime.txt", "binder/postBuild")
 # Docs pages that hold no result and answer no question; figures, notebook 03's results, the instructor's
 # pages (teaching.md: make warm, make student, the hand-out) and timings stay out.
 DOCS = ("docs/how-these-notebooks-run.md",)
@@ -110,17 +119,24 @@ def fresh_folder(dest):
     make_folder(dest)
 
 
-def make_release(dest, source=REPO):
-    """Write the release into `dest` (replacing a former release there); returns the sorted relative paths written."""
+def make_release(dest, source=REPO, repository=None):
+    """Write the release into `dest` (replacing a former release there); returns the sorted relative paths written.
+
+    `repository`: the class repository's URL for the Colab set-up cell (None: the one in source's pyproject.toml).
+    """
     dest, source = Path(dest).resolve(), Path(source).resolve()
+    pyproject = (source / "pyproject.toml").read_text()
+    repository = stamp_colab.check_url(repository or stamp_colab.repository_url(pyproject))
     if dest == source or source in dest.parents and dest.relative_to(source).parts[0] != "build":
         raise ValueError(f"DEST must lie outside the repository or under its build/, got {dest}")
     fresh_folder(dest)
     for path in sorted((source / "notebooks").glob("*.ipynb")):
         student = make_student.student_notebook(nbformat.read(path, as_version=4), path.name)
+        stamp_colab.stamp(student, repository)
         write(dest, f"notebooks/{path.name}", nbformat.writes(student).encode() + b"\n")
     for path in package_files(source / "bnlib"):
         write(dest, path.relative_to(source).as_posix(), path.read_bytes())  # byte for byte: the cache key
+    write(dest, "pyproject.toml", stamp_colab.with_repository(pyproject, repository).encode())
     for relative in COPIED:
         write(dest, relative, (source / relative).read_bytes())
     write(dest, "Makefile", STUDENT_MAKEFILE.encode())
@@ -133,6 +149,13 @@ def make_release(dest, source=REPO):
 
 
 if __name__ == "__main__":
-    target = Path(sys.argv[1] if len(sys.argv) > 1 else "build/release")
-    written = make_release(target)
-    print(f"{target}: {len(written)} files; push this folder as the class repository")
+    parser = argparse.ArgumentParser(description="Write the class repository: the student release.")
+    parser.add_argument("dest", nargs="?", default="build/release", type=Path)
+    parser.add_argument("--repository", default=os.environ.get("CLASS_REPOSITORY"),
+                        help="the class repository's URL, which Colab installs bnlib from (default $CLASS_REPOSITORY)")
+    arguments = parser.parse_args()
+    written = make_release(arguments.dest, repository=arguments.repository)
+    url = stamp_colab.repository_url((arguments.dest / "pyproject.toml").read_text())
+    print(f"{arguments.dest}: {len(written)} files; push this folder as the class repository, {url}")
+    if stamp_colab.PLACEHOLDER in url:
+        print("note: that URL is a placeholder: pass --repository URL (or CLASS_REPOSITORY=URL) for Colab")

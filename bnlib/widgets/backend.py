@@ -2,14 +2,16 @@
 
 Notebooks call `use_widget_backend()` instead of a bare `%matplotlib widget`, which stops the notebook where
 ipympl is missing (Colab, some VS Code set-ups). `BNLIB_BACKEND=inline` forces the inline backend, because
-ipympl can be importable where the frontend cannot show its widgets.
+ipympl can be importable where the frontend cannot show its widgets. `BNLIB_STATIC=1` (the site build sets it)
+says the notebook runs for a static page: the widgets embed what they need to work there without a kernel.
 """
 
 import matplotlib
 
-from bnlib.config import env_value
+from bnlib.config import env_flag, env_value
 
 BACKEND_ENV = "BNLIB_BACKEND"
+STATIC_ENV = "BNLIB_STATIC"
 WIDGET_BACKEND = "module://ipympl.backend_nbagg"  # what `%matplotlib widget` selects
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"  # what `%matplotlib inline` selects
 
@@ -25,10 +27,15 @@ def inline_forced():
     return env_value(BACKEND_ENV) == "inline"
 
 
+def static_page():
+    """True when `BNLIB_STATIC` is 1/true/yes: the widgets are made for a page that no kernel will serve."""
+    return env_flag(STATIC_ENV)
+
+
 def browser_figures_enabled():
     """True where the explorer may draw in the browser (bnlib.widgets.browser_display): anywidget imports and
-    `BNLIB_BACKEND` is not "inline"."""
-    if inline_forced():
+    `BNLIB_BACKEND` is not "inline", or the widgets are made for a static page (which shows no other display)."""
+    if inline_forced() and not static_page():
         return False
     try:
         import anywidget  # noqa: F401  (only whether it imports matters)

@@ -6,8 +6,9 @@ dots, legend) into a PNG background, and the browser (`explorer_canvas.js`, an a
 average for the slider's momentum with PyTorch's rule and draws the running line, its marker and the
 whole-training-set reference over it. The momentum slider and the cumulative checkbox are linked to the figure
 in the browser (`jslink`), so a momentum step needs no kernel round trip; the accuracy readout still comes from
-the kernel, and a new step, unit, layer or x axis sends a new background. Imported only where this display is
-chosen: anywidget may be missing (then `bnlib.widgets.displays` offers the canvas or image display).
+the kernel (on a static page, from the `readouts` table), and a new step, unit, layer or x axis sends a new
+background. Imported only where this display is chosen: anywidget may be missing (then
+`bnlib.widgets.displays` offers the canvas or image display).
 """
 
 import io
@@ -45,6 +46,9 @@ class BrowserFigure(anywidget.AnyWidget):
     pixel_ratio = traitlets.Float(1.0).tag(sync=True)  # the screen's device pixels per CSS pixel, set by the browser
     momentum = traitlets.Float(0.1).tag(sync=True)
     cumulative = traitlets.Bool(False).tag(sync=True)
+    # Empty in a kernel. On a static page: the readout for each momentum of the slider's grid, which the browser
+    # shows under the canvas ({"exponent_min", "exponent_step", "momentum": [text per grid value], "cumulative"}).
+    readouts = traitlets.Dict().tag(sync=True)
 
 
 def line_style(line, dpi):

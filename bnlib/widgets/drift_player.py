@@ -4,14 +4,23 @@ One histogram per network, all from the same tracked images, on a fixed x axis (
 step's counts), so the class sees the input drift without BatchNorm and hold still with it. The
 figure is made once; a new step only changes the bar heights, the percentile lines, the titles and
 the y limits, then redraws. Its display (`bnlib.widgets.displays`) is ipympl's canvas where ipympl draws,
-else a PNG image re-rendered after each change.
+else a PNG image re-rendered after each change; made for a static page (`BNLIB_STATIC=1`), it is every
+checkpoint's picture, rendered once and flipped through in the browser (`bnlib.widgets.frames_display`).
 """
 
 import ipywidgets as widgets
 import numpy as np
 
 from bnlib.studies.figure1 import PERCENTILES
-from bnlib.widgets.displays import choose_display, figure_display, new_figure, redraw_showing_errors, with_png
+from bnlib.widgets.backend import browser_figures_enabled, static_page
+from bnlib.widgets.displays import (
+    choose_display,
+    figure_display,
+    figure_png,
+    new_figure,
+    redraw_showing_errors,
+    with_png,
+)
 
 RANGE_PERCENTILES = (0.5, 99.5)  # a network's x axis spans these percentiles of all its inputs at all steps
 
@@ -45,13 +54,15 @@ class DriftPlayer(widgets.VBox):
         self.play = widgets.Play(value=self.step.value, min=self.step.min, max=self.step.max, step=stride,
                                  interval=100, description="play")
         widgets.link((self.play, "value"), (self.step, "value"))  # in the kernel: works without a front end too
-        display = choose_display(in_browser=False)  # the browser display draws the explorer's lines only
+        self.step.add_class("bnlib-drift-step")  # for driving the player in a browser
+        frames = static_page() and browser_figures_enabled()  # a page without a kernel, and anywidget to show it
+        display = "image" if frames else choose_display(in_browser=False)  # the browser display: explorer only
         self.figure = new_figure(display, figsize, layout="constrained")
-        self.display = figure_display(display, self.figure)
         self.bars, self.lines = {}, {}
         axes = self.figure.subplots(1, len(self.samples), squeeze=False)[0]
         for ax, (name, values) in zip(axes, self.samples.items(), strict=True):
             self._make_panel(ax, name, values, unit_label)
+        self.display = self._frames_display() if frames else figure_display(display, self.figure)
         self.output = widgets.Output()
         super().__init__([widgets.HBox([self.play, self.step]), self.display.widget, self.output])
         self.step.observe(lambda change: self.update(), names="value")
@@ -73,8 +84,23 @@ class DriftPlayer(widgets.VBox):
         """Redraw every histogram and percentile line for the slider's step (an error is shown in `output`)."""
         redraw_showing_errors(self, self._draw_step)
 
+    def _frames_display(self):
+        """Every checkpoint's picture in a FramesDisplay, Play linked to the slider in the browser too."""
+        from bnlib.widgets.frames_display import FramesDisplay  # here: anywidget is needed by this one only
+
+        pngs, captions = [], []
+        for index in range(len(self.steps)):
+            self._draw_checkpoint(index)
+            pngs.append(figure_png(self.figure))
+            captions.append("; ".join(bars.axes.get_title() for bars in self.bars.values()))
+        self.play_link = widgets.jslink((self.play, "value"), (self.step, "value"))
+        return FramesDisplay(self.figure, self.step, self.steps, pngs, captions)
+
     def _draw_step(self):
-        index = self.checkpoint(self.step.value)
+        self._draw_checkpoint(self.checkpoint(self.step.value))
+
+    def _draw_checkpoint(self, index):
+        """Set every histogram, percentile line and title to checkpoint `index`."""
         for name, values in self.samples.items():
             counts = histogram_counts(values[index], self.edges[name])
             self.bars[name].set_data(counts)

@@ -6,9 +6,14 @@ the recorded batch statistics with the chosen momentum (`bnlib.stats.running`). 
 chosen once when the explorer is made (`bnlib.widgets.displays`), shows it: in the browser (anywidget),
 on ipympl's canvas, or as a PNG image. Whichever it is, the explorer's output also carries a PNG of its
 current state, which static views (HTML export, a saved notebook) show.
+
+Made for a static page (`BNLIB_STATIC=1`, no kernel behind it), the browser display also carries the readout
+for every momentum of the slider's grid, so the momentum and the cumulative average still work there; the
+layer, unit, step and x axis stay at what was built, and the explorer says so.
 """
 
 import bisect
+from dataclasses import replace
 
 import ipywidgets as widgets
 import numpy as np
@@ -16,6 +21,7 @@ import numpy as np
 from bnlib.stats.evaluation import KeptWeightsEvaluator
 from bnlib.stats.population import population_at_steps
 from bnlib.stats.running import running_stats_at
+from bnlib.widgets.backend import static_page
 from bnlib.widgets.displays import check_display, choose_display, figure_display, redraw_showing_errors, with_png
 from bnlib.widgets.explorer_figure import MAX_DOTS, ExplorerFigure, View
 
@@ -26,6 +32,12 @@ def reference_steps(kept_steps, limit):
         return list(kept_steps)
     positions = np.geomspace(1, len(kept_steps), limit) - 1  # dense among the early kept steps, sparse later
     return [kept_steps[index] for index in np.unique(np.round(positions).astype(int))]
+
+
+def slider_grid(slider):
+    """Every value a FloatLogSlider can take: base ** exponent, the exponents from `min` to `max` by `step`."""
+    count = round((slider.max - slider.min) / slider.step) + 1
+    return [slider.base ** (slider.min + index * slider.step) for index in range(count)]
 
 
 def play_frames(total_steps, count=150):
@@ -63,13 +75,19 @@ class MomentumExplorer(widgets.VBox):
         self.figure, self.panels = self.plot.figure, self.plot.panels
         self.display = self._make_display(display)
         self.output = widgets.Output()
-        super().__init__([self.controls, self.caption, self.display.widget, self.readout, self.output])
+        self.static = static_page()
+        # On a static page the browser figure shows the readout (from its table); the Label would stay as built.
+        self.readout_in_figure = self.static and display == "browser"
+        super().__init__([self.controls, self.caption, self.display.widget,
+                          *([] if self.readout_in_figure else [self.readout]), self.output])
         for control in (self.momentum, self.cumulative, self.layer, self.unit, self.step, self.view):
             control.observe(self._on_change, names="value")
         self.play.observe(self._on_play, names="value")
         self.step.observe(self._on_step, names="value")
         self._syncing_play = False
         self._on_change()
+        if self.static:
+            self._fix_kernel_controls(browser_moves_momentum=display == "browser")
 
     def _make_display(self, display):
         """The display object for `display`, showing this explorer's figure."""
@@ -107,6 +125,29 @@ class MomentumExplorer(widgets.VBox):
             widgets.HBox([self.layer, self.unit, self.view], layout=spaced),
             widgets.HBox([self.play, self.step], layout=spaced),
         ])
+        for control, name in ((self.momentum, "momentum"), (self.cumulative, "cumulative"), (self.step, "step")):
+            control.add_class(f"bnlib-explorer-{name}")  # for driving the explorer in a browser
+
+    def _fix_kernel_controls(self, browser_moves_momentum):
+        """For a static page: disable the controls that need a kernel and say so above the figure."""
+        needs_kernel = [self.layer, self.unit, self.view, self.step, self.play]
+        if not browser_moves_momentum:
+            needs_kernel += [self.momentum, self.cumulative]
+        for control in needs_kernel:
+            control.disabled = True
+        works = ("the momentum and the cumulative average move the lines; layer, unit, step and x axis stay as built"
+                 if browser_moves_momentum else "the explorer shows the picture as built")
+        note = widgets.HTML(f"<i>On this page, without a kernel, {works}: run the notebook to use this.</i>")
+        note.add_class("bnlib-needs-kernel")
+        self.controls.children = (*self.controls.children, note)
+
+    def static_readouts(self):
+        """The readout at the current step for every momentum of the slider's grid (`momentum`, in grid order) and
+        for the cumulative average: what the browser figure shows on a static page, where no kernel computes it."""
+        view = self.current_view()
+        return {"exponent_min": self.momentum.min, "exponent_step": self.momentum.step,
+                "momentum": [self._readout(replace(view, momentum=value)) for value in slider_grid(self.momentum)],
+                "cumulative": self._readout(replace(view, momentum=None))}
 
     def _on_change(self, change=None):
         self.update()
@@ -150,11 +191,14 @@ class MomentumExplorer(widgets.VBox):
         self.plot.show(view)
         self.caption.value = self._caption(view)
         self.readout.value = self._readout(view)
+        if self.readout_in_figure:  # a cell that moves the step before the page is saved gets that step's table
+            self.display.widget.readouts = self.static_readouts()
 
     def _caption(self, view):
         epoch = f" (epoch {view.step / self.steps_per_epoch:.2f})" if self.steps_per_epoch else ""
         rule = "cumulative average" if view.momentum is None else f"momentum = {view.momentum:.3g}"
-        return f"BN layer {view.layer}, unit {view.unit}, {rule}: step {view.step} of {self.total_steps}{epoch}"
+        rule = "" if self.readout_in_figure else f", {rule}"  # the caption is not redrawn without a kernel
+        return f"BN layer {view.layer}, unit {view.unit}{rule}: step {view.step} of {self.total_steps}{epoch}"
 
     def accuracy_at(self, step, momentum):
         """Eval-mode test accuracy (percent) of the weights kept at `step` with the running stats for `momentum`."""

@@ -61,6 +61,13 @@ function markers(context, xs, ys, scale, style) {
   }
 }
 
+// The readout of a static page: the text for the slider's momentum, from the table the kernel embedded.
+function readoutText(readouts, momentum, cumulative) {
+  if (cumulative) return readouts.cumulative;
+  const index = Math.round((Math.log10(momentum) - readouts.exponent_min) / readouts.exponent_step);
+  return readouts.momentum[Math.min(Math.max(index, 0), readouts.momentum.length - 1)];
+}
+
 function float64(view) {  // a Bytes trait arrives as a DataView
   if (!view || !view.byteLength) return new Float64Array(0);
   return new Float64Array(view.buffer.slice(view.byteOffset, view.byteOffset + view.byteLength));
@@ -119,12 +126,23 @@ function render({ model, el }) {
     image.src = url;
   }
 
+  const readout = document.createElement("div");  // shown only where the kernel embedded a readout table
+  readout.className = "bnlib-explorer-readout";
+  el.appendChild(readout);
+  function showReadout() {
+    const readouts = model.get("readouts");
+    const shown = Boolean(readouts && readouts.momentum && readouts.momentum.length);
+    readout.style.display = shown ? "" : "none";
+    readout.textContent = shown ? readoutText(readouts, model.get("momentum"), model.get("cumulative")) : "";
+  }
+
   function loadSeries() {
     series = { mean: float64(model.get("mean")), var: float64(model.get("var")) };
   }
 
   loadSeries();
   loadBackground();
+  showReadout();
   if (model.get("pixel_ratio") !== (window.devicePixelRatio || 1)) {  // the kernel renders the background to match
     model.set("pixel_ratio", window.devicePixelRatio || 1);
     model.save_changes();
@@ -132,7 +150,8 @@ function render({ model, el }) {
   model.on("change:mean change:var", () => { loadSeries(); draw(); });
   model.on("change:background", loadBackground);
   model.on("change:momentum change:cumulative change:step change:panels change:reference change:styles", draw);
+  model.on("change:momentum change:cumulative change:readouts", showReadout);
 }
 
-export { replay };
+export { readoutText, replay };
 export default { render };

@@ -4,6 +4,10 @@ The right answer and the revealed sentence are passed in by the notebook, comput
 CSS classes for driving the widget in a browser: `bnlib-predict` (the whole question), `bnlib-predict-choices`
 (radio buttons), `bnlib-predict-reveal` (the "Reveal" button), `bnlib-predict-feedback` (the feedback line,
 which begins with "Right." or "Not quite."; also `bnlib-predict-right` / `bnlib-predict-wrong` once revealed).
+
+Made for a static page (`BNLIB_STATIC=1`, no kernel behind it), the question shows a browser version instead
+(`predict.js`, an anywidget with the same parts and classes) that holds the answer and both feedback texts: a
+reader of the page's source can see them. The notebook's own source still holds no answer.
 """
 
 import bisect
@@ -13,6 +17,7 @@ import re
 import ipywidgets as widgets
 
 from bnlib.checks import check_choice
+from bnlib.widgets.backend import browser_figures_enabled, static_page
 
 PROMPT = "Commit to a prediction, then press Reveal."
 
@@ -23,7 +28,8 @@ def _inline_html(text):
 
 
 class PredictQuestion:
-    """A question with choices, a Reveal button and a feedback line; `widget` is what the notebook shows."""
+    """A question with choices, a Reveal button and a feedback line; `widget` is what the notebook shows (on a
+    static page, a `browser_question()`; the kernel's parts stay, for a kernel that drives them)."""
 
     def __init__(self, question, choices, answer, reveal):
         choices = tuple(str(choice) for choice in choices)
@@ -41,6 +47,15 @@ class PredictQuestion:
             part.add_class(f"bnlib-predict{name}")
         self.choices.observe(self._on_choice, names="value")
         self.reveal_button.on_click(lambda button: self.reveal())
+        if static_page() and browser_figures_enabled():  # a page without a kernel, and anywidget to show it
+            self.widget = self.browser_question()
+
+    def browser_question(self):
+        """The question as a browser-side widget (predict.js), with the answer and both feedback texts in it."""
+        from bnlib.widgets.browser_question import BrowserQuestion  # here: anywidget is needed by this one only
+
+        return BrowserQuestion(question=self.question.value, choices=list(self.choices.options), answer=self.answer,
+                               right=self.feedback_html(True), wrong=self.feedback_html(False), prompt=PROMPT)
 
     @property
     def revealed(self):
@@ -61,15 +76,21 @@ class PredictQuestion:
             return
         self.choices.disabled = self.reveal_button.disabled = True
         right = self.choices.value == self.answer
-        verdict = "<b>Right.</b>" if right else f"<b>Not quite.</b> The answer is <b>{html.escape(self.answer)}</b>."
-        self.feedback.value = f"{verdict} {_inline_html(self.reveal_text)}"
+        self.feedback.value = self.feedback_html(right)
         self.feedback.add_class("bnlib-predict-right" if right else "bnlib-predict-wrong")
+
+    def feedback_html(self, right):
+        """The feedback line after a reveal, for a `right` or wrong prediction."""
+        verdict = "<b>Right.</b>" if right else f"<b>Not quite.</b> The answer is <b>{html.escape(self.answer)}</b>."
+        return f"{verdict} {_inline_html(self.reveal_text)}"
 
     def _repr_mimebundle_(self, **kwargs):
         """The widget view, and the question with its choices as HTML where widgets do not run (an HTML export)."""
         bundle = self.widget._repr_mimebundle_(**kwargs)
+        data, metadata = bundle if isinstance(bundle, tuple) else (bundle, {})  # an anywidget adds metadata
         choices = "".join(f"<li>{_inline_html(choice)}</li>" for choice in self.choices.options)
-        return {**bundle, "text/html": f"<div>{self.question.value}<ul>{choices}</ul><i>{PROMPT}</i></div>"}
+        data = {**data, "text/html": f"<div>{self.question.value}<ul>{choices}</ul><i>{PROMPT}</i></div>"}
+        return (data, metadata) if isinstance(bundle, tuple) else data
 
 
 def range_labels(edges, unit=""):
