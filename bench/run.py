@@ -117,7 +117,7 @@ def measure_slider_in_browser(results):
 def measure_suites(args, results):
     from bench.suite import time_suites
 
-    results.update(time_suites(full=args.suite == "full", log=log))
+    results.update(time_suites(full=args.suite == "full", log=log, keep_dir=args.out / "notebooks"))
     if results.get("warm_cell_s_per_notebook") is not None:
         slowest = results["slowest_cell_warm"]
         log(f"  warm cache: {results['warm_cell_s_per_notebook']:.1f} s of cells per notebook (floor "

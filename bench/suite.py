@@ -13,6 +13,7 @@ import nbformat
 from bench.memory import PeakTreeMemory
 from bnlib.cache import CACHE_DIR_ENV
 from bnlib.config import QUICK_ENV
+from bnlib.files import make_folder
 from bnlib.runtime import MEMORY_LIMIT_ENV
 from bnlib.widgets.live import LIVE_ENV
 
@@ -66,21 +67,22 @@ def write_floor_notebook(folder):
     return path
 
 
-def run_suite(quick, cache_dir, notebooks=None, log=print):
+def run_suite(quick, cache_dir, notebooks=None, log=print, keep_dir=None):
     """Wall and cell times of the notebooks, each in its own nbconvert; peak memory and failures.
 
     Keys: seconds (wall, all notebooks), peak_rss_mb (the largest of peak_mb), failed, per_notebook_s
     (wall), peak_mb (each notebook's peak memory, all its processes summed, `run_measured`), cell_s
     (the sum of each notebook's cell times), slowest_cells ({notebook: {cell, seconds}}) and
     slowest_cell ({notebook, cell, seconds}); cell is the index in the notebook's cells. `cache_dir`
-    is the run cache (BNLIB_CACHE_DIR) they share.
+    is the run cache (BNLIB_CACHE_DIR) they share; `keep_dir`, where given, keeps the executed notebooks.
     """
     notebooks = notebooks if notebooks is not None else sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     env = os.environ | {QUICK_ENV: "1" if quick else "0", CACHE_DIR_ENV: str(cache_dir), LIVE_ENV: "0",
                         MEMORY_LIMIT_ENV: os.environ.get(MEMORY_LIMIT_ENV) or str(CLASS_MEMORY_MB)}
     result = {"seconds": 0.0, "peak_rss_mb": 0.0, "failed": [], "per_notebook_s": {}, "peak_mb": {}, "cell_s": {},
               "slowest_cells": {}, "slowest_cell": None}  # fmt: skip
-    with tempfile.TemporaryDirectory(prefix="bnlib-bench-notebooks-") as output_dir:
+    with tempfile.TemporaryDirectory(prefix="bnlib-bench-notebooks-") as temporary:
+        output_dir = temporary if keep_dir is None else make_folder(keep_dir)
         for notebook in map(Path, notebooks):
             seconds, peak, code = run_measured(nbconvert_command([notebook], output_dir), env)
             executed = Path(output_dir) / notebook.name
@@ -121,8 +123,11 @@ def _warm_keys(run):
     }
 
 
-def time_suites(full, log=print):
+def time_suites(full, log=print, keep_dir=None):
     """With `full`, the full suite from an empty cache, then again warm, and the floor; then the quick suite.
+
+    `keep_dir`, where given, keeps the executed notebooks of the full run from an empty cache (the figures of
+    one full-mode run, for tools/export_figures.py).
 
     Keys: quick_suite_s, quick_slowest_notebook_s, quick_peak_rss_mb; with `full` also full_suite_s,
     full_suite_warm_s, peak_rss_mb (the cold full run, the one that trains), warm_cell_s_per_notebook,
@@ -139,7 +144,7 @@ def time_suites(full, log=print):
         for label, quick, key in runs:
             cache = Path(temporary) / ("quick" if quick else "full")  # empty for the first run of each mode
             log(f"notebook suite, {label} (cache {cache}, {'warm' if cache.exists() else 'empty'}) ...")
-            run = run_suite(quick, cache, log=log)
+            run = run_suite(quick, cache, log=log, keep_dir=keep_dir if key == "full_suite_s" else None)
             results.setdefault("suite_per_notebook_s", {})[key] = run["per_notebook_s"]
             results.setdefault("peak_rss_mb_per_notebook", {})[key] = run["peak_mb"]
             results.setdefault("suite_cell_s_per_notebook", {})[key] = run["cell_s"]

@@ -10,7 +10,7 @@ import pytest
 
 from bench.memory import PeakTreeMemory, process_mb, tree_mb
 from bench.report import render_markdown, suite_table, target_checks
-from bench.suite import FLOOR_CELLS, cell_seconds, write_floor_notebook
+from bench.suite import CLASS_MEMORY_MB, FLOOR_CELLS, cell_seconds, run_suite, write_floor_notebook
 
 
 def executed_notebook():
@@ -128,3 +128,17 @@ def test_report_shows_each_notebooks_peak_memory_against_the_target():
     checks = {check["key"]: check["met"] for check in target_checks(results)}
     assert checks["peak_rss_mb"] is False and checks["floor_cell_s"] is True
     assert "| 1,620 | ≤ 1,500: **missed** |" in render_markdown(results)
+
+
+@pytest.mark.slow
+def test_run_suite_keeps_the_executed_notebooks_where_asked_and_runs_as_a_class_container(tmp_path, monkeypatch):
+    monkeypatch.delenv("BNLIB_MEMORY_LIMIT_MB", raising=False)
+    notebook = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_code_cell("import os\nprint(os.environ['BNLIB_MEMORY_LIMIT_MB'], os.environ['BNLIB_QUICK'])"),
+    ])  # fmt: skip
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "tiny.ipynb")
+    run = run_suite(True, tmp_path / "cache", [tmp_path / "tiny.ipynb"], log=lambda _: None, keep_dir=tmp_path / "kept")
+    assert run["failed"] == []
+    executed = nbformat.read(tmp_path / "kept" / "tiny.ipynb", as_version=4)
+    assert executed.cells[0].outputs[0]["text"] == f"{CLASS_MEMORY_MB} 1\n"
