@@ -16,7 +16,14 @@ import pytest
 
 from bnlib import cache
 from tests.support.computations import Computation
-from tests.support.other_user import OTHER_UID, REPO, as_other_user, other_user_environment, other_user_python
+from tests.support.other_user import (
+    OTHER_UID,
+    REPO,
+    as_other_user,
+    other_user_environment,
+    other_user_python,
+    reachable_by_others,
+)
 
 pytestmark = pytest.mark.slow  # a Python importing torch as another user: ~10 s on two cores
 
@@ -31,6 +38,16 @@ def world_readable_folder():
     folder.chmod(0o755)
     yield folder
     shutil.rmtree(folder)
+
+
+@pytest.fixture(autouse=True)
+def checkout_reachable():
+    """The checkout and its packages reachable by the other user even where the clone sits in a private folder."""
+    if os.geteuid() != 0:
+        yield
+        return
+    with reachable_by_others():
+        yield
 
 
 def python_for_the_student(home):

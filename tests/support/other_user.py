@@ -4,8 +4,10 @@ every file whatever its mode, so a permission test run as root passes by acciden
 import os
 import shutil
 import site
+import stat
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 OTHER_UID = 65534
@@ -27,6 +29,28 @@ def other_user_environment(home):
         "PYTHONDONTWRITEBYTECODE": "1",  # it may not write __pycache__ beside root's files
         "OMP_NUM_THREADS": "1",
     }
+
+
+@contextmanager
+def reachable_by_others():
+    """Every folder above the checkout and this interpreter's packages searchable by other users (o+x) while
+    inside, restored afterwards.
+
+    A clone under a private folder (`mktemp -d` makes 0700 ones) could not be reached by the other user at all;
+    search permission lets it reach the checkout and the packages, whose own modes still decide what it reads.
+    """
+    changed = {}
+    for path in (REPO, *site.getsitepackages()):
+        for folder in Path(path).resolve().parents:
+            mode = stat.S_IMODE(folder.stat().st_mode)
+            if not mode & stat.S_IXOTH and folder not in changed:
+                changed[folder] = mode
+                folder.chmod(mode | stat.S_IXOTH)
+    try:
+        yield
+    finally:
+        for folder, mode in changed.items():
+            folder.chmod(mode)
 
 
 def as_other_user(command):
