@@ -28,7 +28,7 @@ from pathlib import Path
 import nbformat
 import pytest
 
-from tests.support.lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium, lab_server
+from tests.support.lab_server import chromium_browser, lab_server
 
 try:
     from playwright.sync_api import expect
@@ -50,27 +50,10 @@ KEY_STEPS = 20  # timed keyboard steps of the momentum slider
 EARLY_STEP = 20  # the explorer's step for the slider move (capped at a quarter of the run): weights are kept there
 
 
-def _unavailable(reason):
-    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
-        pytest.fail(f"{reason} (CI must run the browser test): {INSTALL_HINT}", pytrace=False)
-    pytest.skip(f"{reason}: {INSTALL_HINT}")
-
-
 @pytest.fixture(scope="module")
 def browser():
-    chromium = find_chromium()
-    if chromium is None:
-        _unavailable("Chromium not found")
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        _unavailable("Python Playwright is not installed")
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        yield browser
 
 
 @pytest.fixture(scope="module")

@@ -18,19 +18,13 @@ from bnlib.stats.batchnorm import batchnorm_layers
 from bnlib.stats.folding import fold_batchnorm
 from bnlib.stats.tolerances import rounding_tolerance
 from bnlib.train import train_model
+from tests.support.moved_batchnorm import with_moved_batchnorm
 
 
 def trained_briefly(bn, dropout, seed=0):
     """make_mlp((32, 16)) with BN before or after the activation, its buffers and gammas moved off their defaults."""
     torch.manual_seed(seed)
-    model = make_mlp((32, 16), bn=bn, dropout=dropout).train()
-    with torch.no_grad():
-        for _ in range(5):
-            model(torch.rand(64, 1, 28, 28) * 2 + 0.5)
-        for _, module in batchnorm_layers(model):
-            module.weight.uniform_(0.5, 2)
-            module.bias.normal_()
-    return model.eval()
+    return with_moved_batchnorm(make_mlp((32, 16), bn=bn, dropout=dropout), batch_size=64)
 
 
 def assert_folds_exactly(model, inputs):

@@ -18,6 +18,7 @@ from bnlib.models import make_cnn
 from bnlib.stats.batchnorm import batchnorm_layers
 from bnlib.stats.folding import fold_batchnorm
 from bnlib.stats.tolerances import rounding_tolerance
+from tests.support.moved_batchnorm import with_moved_batchnorm
 
 
 def random_conv(rng, in_channels=None):
@@ -108,16 +109,9 @@ def test_a_model_in_train_mode_is_refused_with_model_eval_named():
 
 
 def briefly_run(model, seed=0):
-    """`model` after a few train-mode batches (running statistics moved) with gamma and beta redrawn, in eval mode."""
+    """`model` with its BatchNorm layers moved off their defaults, in eval mode."""
     torch.manual_seed(seed)
-    model.train()
-    with torch.no_grad():
-        for _ in range(5):
-            model(torch.rand(32, 1, 28, 28) * 2 + 0.5)
-        for _, module in batchnorm_layers(model):
-            module.weight.uniform_(0.5, 2)
-            module.bias.normal_()
-    return model.eval()
+    return with_moved_batchnorm(model)
 
 
 def test_make_cnn_with_batchnorm_before_relu_folds_to_a_cnn_without_batchnorm():

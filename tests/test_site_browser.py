@@ -10,12 +10,11 @@ JavaScript error. Select with `pytest -m browser`; without Chromium or Playwrigh
 """
 
 import json
-import os
 import re
 
 import pytest
 
-from tests.support.lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium
+from tests.support.lab_server import chromium_browser
 from tests.support.site import quick_site
 
 pytestmark = pytest.mark.browser
@@ -31,22 +30,8 @@ def site(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def browser():
-    chromium = find_chromium()
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        chromium = None
-    if chromium is None:
-        reason = f"Chromium or Python Playwright missing: {INSTALL_HINT}"
-        if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
-            pytest.fail(f"{reason} (CI must run the browser tests)", pytrace=False)
-        pytest.skip(reason)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            yield browser
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        yield browser
 
 
 @pytest.fixture

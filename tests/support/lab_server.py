@@ -23,6 +23,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import quote
 
+import pytest
+
 CHROMIUM_ENV = "BNLIB_CHROMIUM"  # a Chromium/Chrome executable to use instead of the usual paths
 CHROMIUM_CANDIDATES = ("/usr/bin/chromium", "/usr/bin/chromium-browser", "/usr/bin/google-chrome")
 CHROMIUM_ARGS = [
@@ -63,6 +65,31 @@ def find_chromium():
         if found:
             return found
     return None
+
+
+def browser_unavailable(reason):
+    """Skip with the install hint; in CI (CI=true) fail instead, since CI must run the browser tests."""
+    if os.environ.get("CI", "").strip().lower() in {"1", "true", "yes"}:
+        pytest.fail(f"{reason} (CI must run the browser tests): {INSTALL_HINT}", pytrace=False)
+    pytest.skip(f"{reason}: {INSTALL_HINT}")
+
+
+@contextmanager
+def chromium_browser():
+    """A Playwright Chromium browser, closed afterwards; skipped (in CI failed) without Chromium or Playwright."""
+    chromium = find_chromium()
+    if chromium is None:
+        browser_unavailable("Chromium not found")
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        browser_unavailable("Python Playwright is not installed")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()
 
 
 def free_port():

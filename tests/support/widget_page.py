@@ -9,10 +9,9 @@ import base64
 import json
 from contextlib import contextmanager
 
-import pytest
 from ipywidgets.widgets.widget import _remove_buffers
 
-from tests.support.lab_server import CHROMIUM_ARGS, INSTALL_HINT, find_chromium
+from tests.support.lab_server import chromium_browser
 
 STAND_IN_MODEL = """
 async ([source, state, paths, buffers]) => {
@@ -67,20 +66,11 @@ class WidgetPage:
 @contextmanager
 def widget_page(widget):
     """A WidgetPage showing `widget` (an anywidget) rendered from its current state; skips without Chromium."""
-    chromium = find_chromium()
-    if chromium is None:
-        pytest.skip(f"Chromium not found: {INSTALL_HINT}")
-    from playwright.sync_api import sync_playwright
-
     state, paths, buffers = _remove_buffers(widget.get_state())
     source = base64.b64encode(state.pop("_esm").encode()).decode()
     encoded = [base64.b64encode(bytes(buffer)).decode() for buffer in buffers]
     state = json.loads(json.dumps(state))  # plain JSON, as the page receives it
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-        try:
-            page = browser.new_page()
-            page.evaluate(STAND_IN_MODEL, [source, state, paths, encoded])
-            yield WidgetPage(page)
-        finally:
-            browser.close()
+    with chromium_browser() as browser:
+        page = browser.new_page()
+        page.evaluate(STAND_IN_MODEL, [source, state, paths, encoded])
+        yield WidgetPage(page)
