@@ -26,8 +26,10 @@ LOAD_NOTEBOOK = NOTEBOOK_DIR / "04_running_statistics.ipynb"
 READ_FROM_SHARED = "read from the shared run cache"  # the line bnlib.cache prints for each run it reads there
 SAMPLE_INTERVAL_S = 0.5  # many large processes: sampling their memory more often takes a core from them
 
+KERNEL_TIMEOUT_S = 600  # a kernel dead at start-up (8 picking free ports at once can race) leaves nbconvert waiting
 # Starts every job at once and prints [seconds, exit code] of each as it ends: one process whose tree
-# bench.memory measures, and one clock per kernel. The jobs come on stdin (their environments are long).
+# bench.memory measures, and one clock per kernel. A job past its "timeout" is killed (exit code -9).
+# The jobs come on stdin (their environments are long).
 LAUNCHER = """
 import json, subprocess, sys, time
 jobs = json.load(sys.stdin)
@@ -40,6 +42,8 @@ while running:
         if process.poll() is not None:
             results[index] = [time.perf_counter() - start, process.returncode]
             del running[index]
+        elif time.perf_counter() - start > jobs[index]["timeout"]:
+            process.kill()
     time.sleep(0.1)
 print(json.dumps(results))
 """
@@ -82,12 +86,13 @@ def warm_shared_cache(folder, notebook, output_dir):
 
 
 def kernel_job(folder, index, notebook, shared):
-    """Kernel `index`'s command, environment and files in `folder`: its personal cache, executed copy and log."""
+    """Kernel `index`'s command, environment, time limit and files in `folder`: its personal cache, executed copy
+    and log."""
     output = folder / f"kernel{index}"
     output.mkdir()  # for the log, before nbconvert starts
     return {"command": nbconvert_command([notebook], output), "env": kernel_environment(output / "cache", shared),
             "log": str(output / "nbconvert.log"), "personal": str(output / "cache"),
-            "executed": str(output / notebook.name)}  # fmt: skip
+            "executed": str(output / notebook.name), "timeout": KERNEL_TIMEOUT_S}  # fmt: skip
 
 
 def check_kernel(index, job, code):

@@ -2,8 +2,9 @@
 a problem (an exit code, an entry trained again, no run read from the shared cache). The run itself: test_load.py."""
 
 import stat
+import sys
 
-from bench.load import READ_FROM_SHARED, check_kernel, kernel_environment, set_read_only
+from bench.load import READ_FROM_SHARED, check_kernel, kernel_environment, run_kernels, set_read_only
 from bnlib.cache import CACHE_DIR_ENV, RETRAIN_ENV, SHARED_CACHE_ENV
 from bnlib.config import QUICK_ENV
 
@@ -49,3 +50,12 @@ def test_each_way_a_kernel_can_fail_is_named(tmp_path):
     assert trained == "kernel 3 trained again: ['abc.json'] in its personal cache"
     unshared = check_kernel(3, kernel(tmp_path / "d", "read from the run cache"), 0)  # its own cache, not the shared
     assert "no run was read from the shared cache" in unshared
+
+
+def test_run_kernels_kills_a_job_past_its_time_limit_and_keeps_the_others(tmp_path):
+    jobs = [{"command": [sys.executable, "-c", command], "env": {}, "log": str(tmp_path / f"{index}.log"),
+             "timeout": timeout} for index, (command, timeout) in enumerate(
+                 [("import time; time.sleep(60)", 1), ("print('done')", 60)])]  # fmt: skip
+    (hung_seconds, hung_code), (_, code) = run_kernels(jobs)[0]
+    assert hung_code == -9 and 1 <= hung_seconds < 30
+    assert code == 0
