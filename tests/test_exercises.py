@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn.utils.fusion import fuse_linear_bn_eval
 
 from bnlib import exercises
-from tests.support.exercise_answers import backward_reference, fold_reference, train_reference
+from tests.support.exercise_answers import backward_reference, fold_reference, running_by_layer, train_reference
 
 # --- students' functions: the reference solutions and other right answers ---
 
@@ -83,15 +83,6 @@ def backward_float64_by_terms(dout, z, gamma, eps):
     dz = dz_hat * inv_std + dvar * 2 * centered / n + dmean / n
     return dz.float() if z.dtype == torch.float32 else dz, (dout64 * centered * inv_std).sum(0).to(z.dtype), \
         dout.sum(0)
-
-
-def running_by_layer(running_mean, running_var, batch, momentum, step):
-    layer = nn.BatchNorm1d(batch.shape[1], momentum=momentum, dtype=batch.dtype)
-    layer.running_mean.copy_(running_mean)
-    layer.running_var.copy_(running_var)
-    layer.num_batches_tracked.fill_(step - 1)
-    layer(batch)
-    return layer.running_mean, layer.running_var
 
 
 def running_float64_other_order(running_mean, running_var, batch, momentum, step):

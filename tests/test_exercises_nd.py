@@ -7,6 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnlib import exercises
+from tests.support.exercise_answers import running_by_layer
 
 CHANNELS = (0, 2, 3)
 
@@ -46,16 +47,6 @@ def running_nd(running_mean, running_var, batch, momentum, step):
             (1 - factor) * running_var + factor * batch.var(dims))
 
 
-def running_nd_by_layer(running_mean, running_var, batch, momentum, step):
-    layer = (nn.BatchNorm1d if batch.dim() == 3 else nn.BatchNorm2d)(batch.shape[1], momentum=momentum,
-                                                                     dtype=batch.dtype)
-    layer.running_mean.copy_(running_mean)
-    layer.running_var.copy_(running_var)
-    layer.num_batches_tracked.fill_(step - 1)
-    layer(batch)
-    return layer.running_mean, layer.running_var
-
-
 def running_nd_float64_flat(running_mean, running_var, batch, momentum, step):
     factor = 1.0 / step if momentum is None else momentum
     columns = batch.double().transpose(0, 1).reshape(batch.shape[1], -1)  # (C, N*L) or (C, N*H*W)
@@ -71,7 +62,7 @@ def running_nd_float64_flat(running_mean, running_var, batch, momentum, step):
     (exercises.check_batchnorm2d_train, bn2d_by_layer),
     (exercises.check_batchnorm2d_train, bn2d_float64_reshaped),
     (exercises.check_running_update_nd, running_nd),
-    (exercises.check_running_update_nd, running_nd_by_layer),
+    (exercises.check_running_update_nd, running_by_layer),
     (exercises.check_running_update_nd, running_nd_float64_flat),
 ], ids=lambda value: value.__name__)
 def test_right_answers_pass(check, fn):

@@ -29,3 +29,15 @@ def fold_reference(linear, bn):
         folded.weight.copy_(scale[:, None] * linear.weight)
         folded.bias.copy_(scale * (bias - bn.running_mean) + bn.bias)
     return folded
+
+
+def running_by_layer(running_mean, running_var, batch, momentum, step):
+    """The running update as PyTorch's own layer does it: BatchNorm1d for (N, C) and (N, C, L), BatchNorm2d for
+    (N, C, H, W), its buffers set to the given ones and `step - 1` batches already tracked."""
+    layer_class = nn.BatchNorm2d if batch.dim() == 4 else nn.BatchNorm1d
+    layer = layer_class(batch.shape[1], momentum=momentum, dtype=batch.dtype)
+    layer.running_mean.copy_(running_mean)
+    layer.running_var.copy_(running_var)
+    layer.num_batches_tracked.fill_(step - 1)
+    layer(batch)
+    return layer.running_mean, layer.running_var
