@@ -20,7 +20,7 @@ import nbformat
 import pytest
 
 from bnlib.cache import code_fingerprint
-from tests.support.execution import execute_in_quick_mode
+from tests.support.execution import CHECK_CALL, assert_every_check_not_attempted, execute_in_quick_mode
 
 REPO = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -30,7 +30,6 @@ SPEC.loader.exec_module(make_release)
 make_student = make_release.make_student
 
 MIN_NODES = 8  # statements, expressions, keywords and arguments in a statement's tree
-CHECK_CALL = re.compile(r"\b(check_\w+)\(")
 # bnlib ships whole (notebook 05 and later call fold_batchnorm; the checks compute PyTorch's answer and the named
 # mistakes from the formulas): its implementations and the checks' references may hold an answer's statement.
 # Any other module, and every notebook, page and README, may not.
@@ -266,13 +265,7 @@ def test_the_release_runs_alone_and_every_check_is_not_attempted(name, release, 
     notebook.cells.append(nbformat.v4.new_code_cell("import bnlib; print(bnlib.__file__)"))
     execute_in_quick_mode(notebook, release / "notebooks")
     assert Path(notebook.cells[-1].outputs[0]["text"].strip()).is_relative_to(release)
-    checks = set(CHECK_CALL.findall("\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")))
-    reported = "\n".join(output.get("data", {}).get("text/plain", "") for cell in notebook.cells
-                         if cell.cell_type == "code" for output in cell.outputs)
-    assert checks
-    for check in checks:
-        assert f"not attempted: {check}" in reported, f"{name}: {check} did not say 'not attempted'"
-    assert not re.search(r"(passed|failed): check_", reported)
+    assert_every_check_not_attempted(notebook, name)
 
 
 def test_a_folder_that_the_release_did_not_write_is_never_replaced(tmp_path):

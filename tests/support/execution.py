@@ -1,6 +1,7 @@
 """Running a notebook as the notebook tests do: a fresh python3 kernel, in quick mode, with the Agg backend."""
 
 import os
+import re
 
 from nbclient import NotebookClient
 
@@ -18,3 +19,18 @@ def execute_in_quick_mode(notebook, folder, timeout=600):
                             resources={"metadata": {"path": str(folder)}})
     client.execute(env=env)
     return notebook
+
+
+CHECK_CALL = re.compile(r"\b(check_\w+)\(")  # an exercise check called in a notebook: check_batchnorm_train(...)
+
+
+def assert_every_check_not_attempted(notebook, label):
+    """Every exercise check the executed `notebook` calls says "not attempted" and none passed or failed: a student
+    edition holds stubs, not answers."""
+    checks = set(CHECK_CALL.findall("\n".join(cell.source for cell in notebook.cells if cell.cell_type == "code")))
+    reported = "\n".join(output.get("data", {}).get("text/plain", "") for cell in notebook.cells
+                         if cell.cell_type == "code" for output in cell.outputs)
+    assert checks
+    for check in checks:
+        assert f"not attempted: {check}" in reported, f"{label}: {check} did not say 'not attempted'"
+    assert not re.search(r"(passed|failed): check_", reported)
