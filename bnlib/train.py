@@ -72,6 +72,15 @@ def compute_accuracy(model, loader, device=None):
     return 100.0 * correct / total
 
 
+def train_step(model, optimizer, images, labels, device):
+    """One optimizer step on the minibatch (images, labels), cross-entropy loss, in the model's current mode."""
+    loss = F.cross_entropy(model(images.to(device)), labels.to(device))
+    optimizer.zero_grad()
+    loss.backward()
+    optimizer.step()
+    return loss
+
+
 def train_one_epoch(model, loader, optimizer, device, *, step=0, on_batch=None, history=None):
     """One pass over `loader` in train mode; returns the global step count after it (`step` before it).
 
@@ -79,10 +88,7 @@ def train_one_epoch(model, loader, optimizer, device, *, step=0, on_batch=None, 
     """
     model.train()
     for images, labels in loader:
-        loss = F.cross_entropy(model(images.to(device)), labels.to(device))
-        optimizer.zero_grad()
-        loss.backward()
-        optimizer.step()
+        loss = train_step(model, optimizer, images, labels, device)
         if history is not None:
             history.minibatch_loss.append(loss.item())
         step += 1

@@ -19,7 +19,7 @@ from bnlib.models import input_layer, make_mlp
 from bnlib.runs import factory_name
 from bnlib.runtime import resolve_device, seed_everything
 from bnlib.stats.batchnorm import first_batchnorm
-from bnlib.train import evaluation_mode, sgd, train_one_epoch
+from bnlib.train import evaluation_mode, sgd, train_step
 
 
 def make_bias_pair(seed, bias_std=1.0, factory=make_mlp, **model_options):
@@ -40,25 +40,38 @@ def make_bias_pair(seed, bias_std=1.0, factory=make_mlp, **model_options):
     return pair
 
 
-class EvalSnapshots:
-    """An `on_batch` callback: after every step, the first BatchNorm's buffers and eval outputs, and the eval logits."""
+@torch.no_grad()
+def eval_outputs(model, probe):
+    """(the first BatchNorm's output, the logits) of `model` on `probe` in eval mode; the model stays in train mode."""
+    norm, outputs = first_batchnorm(model), []
+    handle = norm.register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
+    try:
+        with evaluation_mode(model):  # back in train mode for the next training step
+            logits = model(probe)
+    finally:
+        handle.remove()
+    return outputs[0], logits
 
-    def __init__(self, probe):
-        self.probe = probe
-        self.running_means, self.running_vars, self.first_outputs, self.logits = [], [], [], []
+
+class StepDifferences:
+    """After every step, what separates the two models (with bias minus without) in eval mode on the probe batch.
+
+    Only reductions are kept, (C,) or one number per step: a CNN's feature maps for every step would not fit in memory.
+    """
+
+    def __init__(self):
+        self.running_means, self.logit_gaps, self.offsets, self.running_vars, self.running_var_gaps = [], [], [], [], []
 
     @torch.no_grad()
-    def __call__(self, model, step):
-        norm, outputs = first_batchnorm(model), []
-        handle = norm.register_forward_hook(lambda _module, _inputs, output: outputs.append(output))
-        try:
-            with evaluation_mode(model):  # back in train mode for the next training step
-                self.logits.append(model(self.probe))
-        finally:
-            handle.remove()
-        self.first_outputs.append(outputs[0])
-        self.running_means.append(norm.running_mean.clone())
-        self.running_vars.append(norm.running_var.clone())
+    def record(self, with_bias, without_bias, probe):
+        (first_with, logits_with), (first_without, logits_without) = (eval_outputs(model, probe)
+                                                                      for model in (with_bias, without_bias))
+        norm_with, norm_without = first_batchnorm(with_bias), first_batchnorm(without_bias)
+        self.running_means.append(norm_with.running_mean - norm_without.running_mean)
+        self.logit_gaps.append((logits_with - logits_without).abs().max())
+        self.offsets.append((first_with - first_without).abs().max())
+        self.running_vars.append(norm_with.running_var.mean())  # the same in both models: a shift leaves it alone
+        self.running_var_gaps.append((norm_with.running_var - norm_without.running_var).abs().max())
 
 
 @dataclass
@@ -88,7 +101,8 @@ def fraction_of(differences, bias):
 
 
 def trace_bias_pair(pair, data, *, batch_size, learning_rate, seed, min_steps=100, device=None):
-    """Train both models of `make_bias_pair` on the same batches (SGD) for at least `min_steps` steps; a BiasTrace.
+    """Train both models of `make_bias_pair` on the same batches (SGD), step by step side by side, for whole epochs
+    of at least `min_steps` steps; a BiasTrace.
 
     The probe is the first `batch_size` validation images, scored in eval mode after every step.
     """
@@ -97,37 +111,27 @@ def trace_bias_pair(pair, data, *, batch_size, learning_rate, seed, min_steps=10
     device = resolve_device(device)
     probe = data.split("valid", batch_size)[0].to(device)
     bias = input_layer(pair["with bias"]).bias.detach().clone().to(device)
-    snapshots = {}
-    for name, model in pair.items():
-        loader = training_loader(data.train, batch_size, seed, device)
-        snapshots[name] = train_with_snapshots(model, loader, probe, learning_rate, seed, min_steps, device)
-    with_bias, without_bias = snapshots["with bias"], snapshots["without bias"]
-
-    def differences(attribute):  # (T, ...) with-bias minus without-bias, one row per step
-        return torch.stack(getattr(with_bias, attribute)) - torch.stack(getattr(without_bias, attribute))
-
-    momentum = first_batchnorm(pair["with bias"]).momentum
-    steps = torch.arange(1, len(with_bias.logits) + 1)
-    return BiasTrace(
-        measured=fraction_of(differences("running_means"), bias).cpu(),
-        expected=1 - (1 - momentum) ** steps,
-        logit_gap=differences("logits").abs().amax(dim=(1, 2)).cpu(),  # (T, N, classes) -> (T,)
-        offset=differences("first_outputs").flatten(1).abs().amax(dim=1).cpu(),  # (T, N, C, ...) -> (T,)
-        running_var=torch.stack(with_bias.running_vars).mean(dim=1).cpu(),  # (T, units) -> (T,)
-        running_var_gap=differences("running_vars").abs().max().item(),
-    )
-
-
-def train_with_snapshots(model, loader, probe, learning_rate, seed, min_steps, device):
-    """SGD for whole epochs of `loader` until at least `min_steps` steps; the EvalSnapshots taken after each step."""
-    torch.manual_seed(seed)
-    model.to(device)
-    optimizer = sgd(model.parameters(), learning_rate)
-    snapshots, step = EvalSnapshots(probe), 0
+    models = [pair[name].to(device).train() for name in ("with bias", "without bias")]
+    optimizers = [sgd(model.parameters(), learning_rate) for model in models]
+    loader = training_loader(data.train, batch_size, seed, device)
+    differences = StepDifferences()
     for _ in range(math.ceil(min_steps / len(loader))):
-        step = train_one_epoch(model, loader, optimizer, device, step=step, on_batch=snapshots)
-    model.eval()
-    return snapshots
+        for images, labels in loader:
+            for model, optimizer in zip(models, optimizers, strict=True):
+                train_step(model, optimizer, images, labels, device)
+            differences.record(*models, probe)
+    for model in models:
+        model.eval()
+    momentum = first_batchnorm(pair["with bias"]).momentum
+    steps = torch.arange(1, len(differences.logit_gaps) + 1)
+    return BiasTrace(
+        measured=fraction_of(torch.stack(differences.running_means), bias).cpu(),
+        expected=1 - (1 - momentum) ** steps,
+        logit_gap=torch.stack(differences.logit_gaps).cpu(),
+        offset=torch.stack(differences.offsets).cpu(),
+        running_var=torch.stack(differences.running_vars).cpu(),
+        running_var_gap=torch.stack(differences.running_var_gaps).max().item(),
+    )
 
 
 TRACE_TENSORS = ("measured", "expected", "logit_gap", "offset", "running_var")  # BiasTrace's (T,) fields
