@@ -5,6 +5,7 @@ The tests that start processes are marked slow (a rank imports torch: seconds ea
 """
 
 import queue
+import sys
 
 import psutil
 import pytest
@@ -15,7 +16,7 @@ from bnlib.cache import CACHE_DIR_ENV
 from bnlib.studies import data_parallel, process_group, rank_statistics
 from bnlib.studies.data_parallel import Configuration, train_data_parallel_configurations, train_global_batch
 from bnlib.studies.process_group import RankFailed, run_on_ranks
-from tests.support.ranks import all_reduce_batchnorm_step, raise_on_rank, report_rank
+from tests.support.ranks import all_reduce_batchnorm_step, raise_on_rank, report_own_memory, report_rank
 from tests.support.splits import random_splits
 
 MODEL = {"hidden": [12, 8], "bn": "before"}
@@ -159,7 +160,42 @@ def test_bad_arguments():
         run_on_ranks(report_rank, {}, world_size=0)
 
 
-@pytest.mark.parametrize(("limit_mb", "expected"), [(None, 4), (100_000, 4), (4_500, 4), (4_499, 2), (1_500, 2)])
-def test_fitting_world_size_follows_the_memory_limit(limit_mb, expected, monkeypatch):
+@pytest.mark.parametrize(("start_method", "limit_mb", "expected"),
+                         [("fork", None, 4), ("fork", 1_600, 4), ("fork", 1_599, 2), ("fork", 1_500, 2),
+                          ("spawn", 100_000, 4), ("spawn", 3_600, 4), ("spawn", 3_599, 2)])  # fmt: skip
+def test_fitting_world_size_follows_the_memory_limit(start_method, limit_mb, expected, monkeypatch):
+    """The kernel (1,200 MB) and 4 ranks of 100 MB (forked) or 600 MB (spawned) must fit, else 2 ranks."""
     monkeypatch.setattr(data_parallel, "memory_limit_mb", lambda: None)
+    monkeypatch.setattr(data_parallel, "default_start_method", lambda: start_method)
     assert data_parallel.fitting_world_size(4, limit_mb) == expected
+
+
+def test_ranks_are_forked_on_linux_until_cuda_has_started(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    monkeypatch.setattr(process_group.sys, "platform", "linux")
+    assert process_group.default_start_method() == "fork"
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: True)
+    assert process_group.default_start_method() == "spawn"
+    monkeypatch.setattr(torch.cuda, "is_initialized", lambda: False)
+    for platform in ("darwin", "win32"):
+        monkeypatch.setattr(process_group.sys, "platform", platform)
+        assert process_group.default_start_method() == "spawn"
+
+
+def test_an_unknown_start_method_is_refused_by_name():
+    with pytest.raises(ValueError, match=r"start_method must be one of \(None, 'fork', 'spawn'\), got 'forkserver'"):
+        run_on_ranks(report_rank, {}, world_size=2, start_method="forkserver")
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="fork is the default on Linux only")
+def test_forked_ranks_share_the_parents_memory_and_answer_as_spawned_ones_do():
+    """A spawned rank imports torch again (about 280 MB of its own here, CUDA build); a forked one shares the parent's
+    pages (about 5 MB of its own). Both see the same tensor."""
+    tensor = torch.arange(1_000_000, dtype=torch.float64)
+    answers = {method: run_on_ranks(report_own_memory, {"tensor": tensor}, world_size=2, start_method=method)
+               for method in ("fork", "spawn")}  # fmt: skip
+    for method, ranks in answers.items():
+        assert [rank["sum"] for rank in ranks] == [tensor.sum().item()] * 2, method
+    forked, spawned = (max(rank["own_mb"] for rank in answers[method]) for method in ("fork", "spawn"))
+    assert forked < 0.5 * spawned, (forked, spawned)

@@ -4,11 +4,12 @@ Under DistributedDataParallel (DDP) each process (rank) runs the model on its sh
 and plain BatchNorm normalizes with that shard's statistics. DDP's buffer sync (`forward_sync_buffers`,
 on by default) copies rank 0's buffers to every rank at the start of each forward pass; each rank then
 updates them with its own shard. A synchronized BatchNorm normalizes with the statistics of the global
-batch instead. One spawn of `world_size` processes runs every configuration a notebook section asks for;
+batch instead. One start of `world_size` processes runs every configuration a notebook section asks for;
 each configuration is cached on its own, so a warm notebook starts no process.
 """
 
 import functools
+import importlib
 from dataclasses import dataclass
 
 from bnlib.checks import check_choice, check_integer
@@ -16,7 +17,7 @@ from bnlib.config import LEARNING_RATE
 from bnlib.runs import MODEL_PREFIX, cached_run, describe_run, mlp_spec, prefixed, run_key, stored_tensors
 from bnlib.runtime import memory_limit_mb
 from bnlib.studies.ddp_worker import SHARDING, global_batches, test_accuracy, train_configurations, train_shards
-from bnlib.studies.process_group import BACKEND, TIMEOUT_S, run_on_ranks
+from bnlib.studies.process_group import BACKEND, TIMEOUT_S, default_start_method, run_on_ranks
 
 PROCEDURE = "data_parallel_steps"
 GLOBAL_BATCH_PROCEDURE = "global_batch_steps"  # one process, the same global batches, in the notebook's kernel
@@ -26,9 +27,10 @@ SYNCHRONIZED = {  # Configuration.sync -> which BatchNorm the ranks ran (the cac
     "all_reduce": "bnlib.stats.sync_batchnorm.AllReduceBatchNorm1d",
     "torch": "torch.nn.SyncBatchNorm",
 }
-# One rank's resident memory with torch and bnlib imported, the lecture's MLP trained on full MNIST (shared): 920 MB
-# measured (RSS), about 400 MB of it the rank's own; the kernel is counted as one more rank.
-RANK_MEMORY_MB = 900
+# Measured at notebook 06's data-parallel section (PSS, bench/memory.py): the kernel about 1,100 MB with torch._dynamo
+# imported; a forked rank adds about 60 MB of its own, a spawned rank about 600 MB (it imports torch again).
+KERNEL_MEMORY_MB = 1200
+RANK_MEMORY_MB = {"fork": 100, "spawn": 600}
 
 
 @dataclass(frozen=True)
@@ -48,12 +50,17 @@ class Configuration:
         return f"{SYNCHRONIZED[self.sync]}, forward_sync_buffers={self.sync_buffers}"
 
 
+def rank_memory_mb():
+    """About how much memory one rank adds, in MB, with the start method `run_on_ranks` uses here."""
+    return RANK_MEMORY_MB[default_start_method()]
+
+
 def fitting_world_size(wanted, limit_mb=None):
-    """`wanted` ranks, or 2 when `wanted` ranks and the notebook's kernel (RANK_MEMORY_MB each) exceed the memory
-    limit `limit_mb` (default: `bnlib.runtime.memory_limit_mb()`, None where there is none)."""
+    """`wanted` ranks, or 2 when the kernel (KERNEL_MEMORY_MB) and `wanted` ranks (`rank_memory_mb()` each) exceed the
+    memory limit `limit_mb` (default: `bnlib.runtime.memory_limit_mb()`, None where there is none)."""
     check_integer("wanted", wanted, minimum=2)
     limit_mb = memory_limit_mb() if limit_mb is None else limit_mb
-    return wanted if limit_mb is None or (wanted + 1) * RANK_MEMORY_MB <= limit_mb else 2
+    return wanted if limit_mb is None or KERNEL_MEMORY_MB + wanted * rank_memory_mb() <= limit_mb else 2
 
 
 def data_parallel_key(model, configuration, *, world_size, steps, batch_size_per_device, seed, learning_rate):
@@ -65,13 +72,17 @@ def data_parallel_key(model, configuration, *, world_size, steps, batch_size_per
                    batch_size_per_device=batch_size_per_device, seed=seed)  # fmt: skip
 
 
-def _shared(split):
-    """(pixels, labels) copied once into shared memory: every rank maps them instead of receiving a copy."""
+def _for_ranks(split):
+    """(pixels, labels) as the ranks get them: forked ranks share the parent's tensors as they are; for spawned ranks
+    they are copied once into shared memory, which every rank maps instead of receiving a copy of its own."""
+    if default_start_method() == "fork":
+        return split
     return tuple(tensor.clone().share_memory_() for tensor in split)
 
 
 def spawn_configurations(model, configurations, *, world_size, timeout_s, **arguments):
     """{configuration: (record, tensors)} from one spawn of `world_size` ranks that train every configuration."""
+    importlib.import_module("torch._dynamo")  # DDP imports it (~150 MB): imported here once, forked ranks share it
     ranks = run_on_ranks(train_configurations, {"model": model, "configurations": configurations, **arguments},
                          world_size=world_size, timeout_s=timeout_s)  # fmt: skip
     return {configuration: _as_entry([rank[index] for rank in ranks], world_size)
@@ -112,7 +123,7 @@ def train_data_parallel_configurations(model_options, configurations, *, world_s
 
     def compute(configuration):
         if not spawned:
-            shared = {"train": _shared(data.train), "test": _shared(data.test)}
+            shared = {"train": _for_ranks(data.train), "test": _for_ranks(data.test)}
             spawned.update(spawn_configurations(model, configurations, world_size=world_size, timeout_s=timeout_s,
                                                 **shared, **arguments))  # fmt: skip
         return spawned[configuration]

@@ -1,15 +1,18 @@
 """Run a function on `world_size` CPU processes joined in one torch.distributed process group (gloo), and clean up.
 
 The parent holds the rendezvous store, a TCPStore on a port the operating system picks (port 0), so two
-runs never race for a free port, and starts the ranks with the spawn method: the worker must be an
-importable function (one defined in a notebook cell cannot be pickled). Each rank sends its result back
-through a queue. The first rank that raises or dies, or the time limit, stops them all; the error comes
-back as one line, and every process is joined whatever happened. Tensors in `arguments` that are in
-shared memory (`tensor.share_memory_()`) reach the ranks as a handle, not as a copy each.
-"""
+runs never race for a free port. On Linux the ranks are forked: they share the parent's memory (torch,
+the data) until they write to it. Elsewhere they are spawned, and each imports torch again: the worker
+must then be an importable function (one defined in a notebook cell cannot be pickled), and tensors in
+`arguments` that are in shared memory (`tensor.share_memory_()`) reach the ranks as a handle, not as a
+copy each. Each rank sends its result back through a queue. The first rank that raises or dies, or the
+time limit, stops them all; the error comes back as one line, and every process is joined whatever happened."""
 
+import contextlib
+import gc
 import io
 import queue
+import sys
 import time
 from datetime import timedelta
 
@@ -17,11 +20,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing
 
-from bnlib.checks import check_integer, check_number
+from bnlib.checks import check_choice, check_integer, check_number
 
 BACKEND = "gloo"  # the torch.distributed backend that runs collectives on CPU tensors
 HOST = "127.0.0.1"  # the ranks talk over the loopback interface only
 TIMEOUT_S = 900.0  # a safety net against a hung rank: four ranks on a busy 2-core machine need minutes
+START_METHODS = ("fork", "spawn")  # how run_on_ranks may start the ranks (None: default_start_method())
 EXIT_GRACE_S = 10.0  # how long a rank that returned its result may take to exit before it is terminated
 
 
@@ -35,15 +39,27 @@ def one_line(error):
     return f"{type(error).__name__}: {message[0] if message else ''}".rstrip(": ")
 
 
-def run_on_ranks(worker, arguments, *, world_size, timeout_s=TIMEOUT_S):
+def default_start_method():
+    """"fork" on Linux while this process has not started CUDA, else "spawn".
+
+    Forked ranks share the parent's memory (torch's libraries, the data) until they write to it, where each spawned
+    rank imports torch again: about 400-600 MB more per rank with the CUDA build. macOS and Windows spawn (forking a
+    process with threads is unsafe there, or impossible), and so does a process that has started CUDA.
+    """
+    return "fork" if sys.platform.startswith("linux") and not torch.cuda.is_initialized() else "spawn"
+
+
+def run_on_ranks(worker, arguments, *, world_size, timeout_s=TIMEOUT_S, start_method=None):
     """[worker(rank, world_size, **arguments) for every rank], each run in its own process inside one process group.
 
     A result must be tensors, numbers, strings and containers of them (it travels as a `torch.save` payload).
     Raises RankFailed when a rank raises or dies, or when the ranks take longer than `timeout_s` seconds.
+    `start_method` is "fork" or "spawn" (None: `default_start_method()`).
     """
     check_integer("world_size", world_size, minimum=1)
+    check_choice("start_method", start_method, (None, *START_METHODS))
     timeout_s = check_number("timeout_s", timeout_s, 0, None, low_open=True)
-    context = torch.multiprocessing.get_context("spawn")  # fork is unsafe once torch has started threads
+    context = torch.multiprocessing.get_context(start_method or default_start_method())
     store = dist.TCPStore(HOST, 0, world_size, is_master=True, wait_for_workers=False,
                           timeout=timedelta(seconds=timeout_s))  # fmt: skip
     results, payloads = context.Queue(), None
@@ -51,13 +67,25 @@ def run_on_ranks(worker, arguments, *, world_size, timeout_s=TIMEOUT_S):
                                  args=(rank, world_size, store.port, timeout_s, worker, arguments, results))
                  for rank in range(world_size)]  # fmt: skip
     try:
-        for process in processes:
-            process.start()
+        with frozen_garbage_collector():
+            for process in processes:
+                process.start()
         payloads = _collect(processes, results, timeout_s)
     finally:
         _stop(processes, grace_s=EXIT_GRACE_S if payloads is not None else 0.0)  # after an error, stop them at once
         results.close()
     return [torch.load(io.BytesIO(payloads[rank]), weights_only=True) for rank in range(world_size)]
+
+
+@contextlib.contextmanager
+def frozen_garbage_collector():
+    """The parent's objects moved out of the collector's reach while ranks start: a forked rank's collector then
+    never writes to them, so their pages stay shared with the parent instead of being copied into every rank."""
+    gc.freeze()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
 
 
 def _collect(processes, results, timeout_s):

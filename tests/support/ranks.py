@@ -1,5 +1,6 @@
 """Workers for the process-group tests: importable functions, since the spawned ranks import their worker."""
 
+import psutil
 import torch
 import torch.distributed as dist
 
@@ -11,6 +12,11 @@ def report_rank(rank, world_size):
     total = torch.tensor([float(rank)])
     dist.all_reduce(total)
     return {"rank": rank, "world_size": world_size, "sum_of_ranks": total.item()}
+
+
+def report_own_memory(rank, world_size, *, tensor):
+    """The rank's own memory in MB (unique set size: pages no other process maps) and the sum of `tensor`."""
+    return {"own_mb": psutil.Process().memory_full_info().uss / 2**20, "sum": tensor.sum().item()}
 
 
 def raise_on_rank(rank, world_size, failing_rank):
