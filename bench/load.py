@@ -26,7 +26,7 @@ LOAD_NOTEBOOK = NOTEBOOK_DIR / "04_running_statistics.ipynb"
 READ_FROM_SHARED = "read from the shared run cache"  # the line bnlib.cache prints for each run it reads there
 SAMPLE_INTERVAL_S = 0.5  # many large processes: sampling their memory more often takes a core from them
 
-KERNEL_TIMEOUT_S = 600  # a kernel dead at start-up (8 picking free ports at once can race) leaves nbconvert waiting
+KERNEL_TIMEOUT_S = 600  # a kernel that dies at start-up leaves its nbconvert waiting
 # Starts every job at once and prints [seconds, exit code] of each as it ends: one process whose tree
 # bench.memory measures, and one clock per kernel. A job past its "timeout" is killed (exit code -9).
 # The jobs come on stdin (their environments are long).
@@ -85,12 +85,19 @@ def warm_shared_cache(folder, notebook, output_dir):
     return time.perf_counter() - start
 
 
+def own_channels(prefix):
+    """nbconvert options that connect it to its kernel over Unix sockets named `prefix`-1, -2, ... instead of TCP
+    ports: kernels that start together pick free TCP ports at the same moment and can race for one."""
+    return ["--KernelManager.transport=ipc", f"--KernelManager.ip={prefix}"]
+
+
 def kernel_job(folder, index, notebook, shared):
     """Kernel `index`'s command, environment, time limit and files in `folder`: its personal cache, executed copy
     and log."""
     output = folder / f"kernel{index}"
     output.mkdir()  # for the log, before nbconvert starts
-    return {"command": nbconvert_command([notebook], output), "env": kernel_environment(output / "cache", shared),
+    command = [*nbconvert_command([notebook], output), *own_channels(output / "channel")]
+    return {"command": command, "env": kernel_environment(output / "cache", shared),
             "log": str(output / "nbconvert.log"), "personal": str(output / "cache"),
             "executed": str(output / notebook.name), "timeout": KERNEL_TIMEOUT_S}  # fmt: skip
 

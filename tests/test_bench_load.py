@@ -1,10 +1,16 @@
 """bench.load's pieces, without kernels: each kernel's environment, the read-only shared cache, and what counts as
 a problem (an exit code, an entry trained again, no run read from the shared cache). The run itself: test_load.py."""
 
+import json
 import stat
+import subprocess
 import sys
 
-from bench.load import READ_FROM_SHARED, check_kernel, kernel_environment, run_kernels, set_read_only
+import nbformat
+import pytest
+
+from bench.load import READ_FROM_SHARED, check_kernel, kernel_environment, own_channels, run_kernels, set_read_only
+from bench.suite import nbconvert_command
 from bnlib.cache import CACHE_DIR_ENV, RETRAIN_ENV, SHARED_CACHE_ENV
 from bnlib.config import QUICK_ENV
 
@@ -59,3 +65,17 @@ def test_run_kernels_kills_a_job_past_its_time_limit_and_keeps_the_others(tmp_pa
     (hung_seconds, hung_code), (_, code) = run_kernels(jobs)[0]
     assert hung_code == -9 and 1 <= hung_seconds < 30
     assert code == 0
+
+
+@pytest.mark.slow
+def test_a_load_test_kernel_talks_to_nbconvert_over_its_own_unix_sockets(tmp_path):
+    """No TCP port to race for: the kernel's connection is transport ipc at the job's own path."""
+    cell = "from ipykernel import get_connection_info; print(get_connection_info())"
+    notebook = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(cell)])
+    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nbformat.write(notebook, tmp_path / "connection.ipynb")
+    command = [*nbconvert_command([tmp_path / "connection.ipynb"], tmp_path / "out"), *own_channels(tmp_path / "ch")]
+    subprocess.run(command, check=True, capture_output=True)
+    executed = nbformat.read(tmp_path / "out" / "connection.ipynb", as_version=4)
+    connection = json.loads(executed.cells[0].outputs[0]["text"])
+    assert (connection["transport"], connection["ip"]) == ("ipc", str(tmp_path / "ch"))
