@@ -21,6 +21,10 @@ from bnlib.widgets.live import LIVE_ENV
 # notebook 03 then trains its grid in the kernel and notebook 06 starts 2 ranks, as they would there.
 CLASS_MEMORY_MB = 1500
 NOTEBOOK_DIR = Path(__file__).resolve().parent.parent / "notebooks"
+# torch.compile's own cache sits beside the run cache: an empty run cache then means that inductor compiles from
+# scratch too, as on a student's first run (with a warm inductor cache notebook 09 starts no C++ compiler).
+INDUCTOR_CACHE_ENV = "TORCHINDUCTOR_CACHE_DIR"
+INDUCTOR_CACHE_SUFFIX = "-torchinductor"
 
 
 def nbconvert_command(notebooks, output_dir):
@@ -74,11 +78,13 @@ def run_suite(quick, cache_dir, notebooks=None, log=print, keep_dir=None):
     (wall), peak_mb (each notebook's peak memory, all its processes summed, `run_measured`), cell_s
     (the sum of each notebook's cell times), slowest_cells ({notebook: {cell, seconds}}) and
     slowest_cell ({notebook, cell, seconds}); cell is the index in the notebook's cells. `cache_dir`
-    is the run cache (BNLIB_CACHE_DIR) they share; `keep_dir`, where given, keeps the executed notebooks.
+    is the run cache (BNLIB_CACHE_DIR) they share, and `<cache_dir>-torchinductor` torch.compile's cache;
+    `keep_dir`, where given, keeps the executed notebooks.
     """
     notebooks = notebooks if notebooks is not None else sorted(NOTEBOOK_DIR.glob("*.ipynb"))
     env = os.environ | {QUICK_ENV: "1" if quick else "0", CACHE_DIR_ENV: str(cache_dir), LIVE_ENV: "0",
-                        MEMORY_LIMIT_ENV: os.environ.get(MEMORY_LIMIT_ENV) or str(CLASS_MEMORY_MB)}
+                        MEMORY_LIMIT_ENV: os.environ.get(MEMORY_LIMIT_ENV) or str(CLASS_MEMORY_MB),
+                        INDUCTOR_CACHE_ENV: f"{cache_dir}{INDUCTOR_CACHE_SUFFIX}"}  # fmt: skip
     result = {"seconds": 0.0, "peak_rss_mb": 0.0, "failed": [], "per_notebook_s": {}, "peak_mb": {}, "cell_s": {},
               "slowest_cells": {}, "slowest_cell": None}  # fmt: skip
     with tempfile.TemporaryDirectory(prefix="bnlib-bench-notebooks-") as temporary:

@@ -20,11 +20,28 @@ LEARNING_RATE, SEED = 0.1, 0
 
 
 def test_the_backend_is_aot_eager_in_quick_mode_and_inductor_where_a_compiler_is(monkeypatch):
+    monkeypatch.setattr(compilation, "memory_limit_mb", lambda: None)
     assert compilation.compile_backend(quick=True, device="cpu") == "aot_eager"
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/g++" if name == "g++" else None)
     assert compilation.compile_backend(quick=False, device="cpu") == "inductor"
+    assert compilation.why_not_inductor("cpu") is None
     monkeypatch.setattr(shutil, "which", lambda name: None)
     assert compilation.compile_backend(quick=False, device="cpu") == "aot_eager"
+    assert compilation.why_not_inductor("cpu") == (
+        "inductor needs a C++ compiler for the CPU and found none of g++, c++, clang++")
+
+
+@pytest.mark.parametrize(("limit_mb", "backend"), [(None, "inductor"), (1_800, "inductor"), (1_799, "aot_eager"),
+                                                   (1_500, "aot_eager")])  # fmt: skip
+def test_a_memory_limit_too_small_for_the_kernel_and_a_cpp_compiler_compiles_with_aot_eager(limit_mb, backend,
+                                                                                          monkeypatch):  # fmt: skip
+    monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/g++")
+    monkeypatch.setattr(compilation, "memory_limit_mb", lambda: limit_mb)
+    assert compilation.compile_backend(quick=False, device="cpu") == backend
+    reason = compilation.why_not_inductor("cpu")
+    assert (reason is None) == (backend == "inductor")
+    if reason:
+        assert reason.startswith(f"this machine's memory limit ({limit_mb:,} MB) is below 1,800 MB")
 
 
 @pytest.mark.slow  # the first use of torch._dynamo imports it: seconds
@@ -126,3 +143,21 @@ def test_a_backend_that_fails_to_build_is_reported_in_one_line(mnist, monkeypatc
     with pytest.raises(compilation.CompileUnavailable, match="^aot_eager failed: .*InvalidCxxCompiler: No working C"):
         compilation.compare_compiled_training(SPEC, mnist, backend="aot_eager", batch_size=8, learning_rate=0.1,
                                               seed=SEED, steps=1, device="cpu", cache_dir=tmp_path)  # fmt: skip
+
+
+@pytest.mark.slow  # imports torch._dynamo
+def test_inductor_builds_one_file_at_a_time_while_the_model_compiles(mnist, monkeypatch, tmp_path):
+    """Each C++ compiler process holds about 250 MB: two at once would take notebook 09 past a class's 1.5 GB."""
+    threads, real_compile = [], torch.compile
+
+    def compile_and_note(model, backend):
+        threads.append(torch._inductor.config.compile_threads)
+        return real_compile(model, backend=backend)
+
+    monkeypatch.setattr(torch, "compile", compile_and_note)
+    before = torch._inductor.config.compile_threads
+    compilation.compare_compiled_training(SPEC, mnist, backend="aot_eager", batch_size=8, learning_rate=0.1,
+                                          seed=SEED, steps=1, device="cpu", cache_dir=tmp_path,
+                                          verbose=False)  # fmt: skip
+    assert threads == [compilation.COMPILE_THREADS] == [1]
+    assert torch._inductor.config.compile_threads == before  # the setting holds for the comparison only

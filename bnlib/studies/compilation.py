@@ -17,12 +17,19 @@ import torch.nn.functional as F
 from bnlib.cache import cached
 from bnlib.checks import check_choice, check_integer
 from bnlib.runs import prefixed, preserved_random_state, run_key, tensors_under
-from bnlib.runtime import resolve_device
+from bnlib.runtime import memory_limit_mb, resolve_device
 from bnlib.stats.batchnorm import batchnorm_layers, unit_view
 from bnlib.train import evaluation_mode, sgd
 
 BACKENDS = ("aot_eager", "inductor")
 CXX_COMPILERS = ("g++", "c++", "clang++")  # inductor's CPU code needs one of these on the PATH
+# inductor builds its C++ one file at a time: each compiler process holds about 250 MB, and a class's container counts
+# them all (two at once took notebook 09 from about 1.45 to 1.55 GB on 2 cores); the compile is cached afterwards.
+COMPILE_THREADS = 1
+# Notebook 09's kernel (1.1-1.2 GB by then) and one C++ compiler process (about 250 MB) peaked at 1.43-1.45 GB together
+# from an empty inductor cache, about 1.5 GB with the Jupyter server (bench/memory.py's sum, three runs); a memory limit
+# below this compiles with aot_eager instead.
+INDUCTOR_MEMORY_MB = 1800
 COMPILE_STEPS, COMPILE_BATCH_SIZE = 5, 64  # SGD steps compared, both modes: a few cheap updates of every buffer
 
 
@@ -31,12 +38,22 @@ def cxx_compiler():
     return next((path for path in map(shutil.which, CXX_COMPILERS) if path), None)
 
 
-def compile_backend(quick, device=None):
-    """The torch.compile backend of the notebook: "aot_eager" in quick mode, else "inductor" where it can build
-    code for `device` (a C++ compiler for the CPU), else "aot_eager"."""
-    if quick or (resolve_device(device).type == "cpu" and cxx_compiler() is None):
-        return "aot_eager"
-    return "inductor"
+def compile_backend(quick, device=None, limit_mb=None):
+    """The torch.compile backend of the notebook: "aot_eager" in quick mode, else "inductor" unless
+    `why_not_inductor(device, limit_mb)` gives a reason, else "aot_eager"."""
+    return "aot_eager" if quick or why_not_inductor(device, limit_mb) else "inductor"
+
+
+def why_not_inductor(device=None, limit_mb=None):
+    """Why full mode compiles with aot_eager here, in one line, or None: inductor needs a C++ compiler for the CPU,
+    and a memory limit (`limit_mb`, default `bnlib.runtime.memory_limit_mb()`) of at least INDUCTOR_MEMORY_MB."""
+    limit_mb = memory_limit_mb() if limit_mb is None else limit_mb
+    if resolve_device(device).type == "cpu" and cxx_compiler() is None:
+        return f"inductor needs a C++ compiler for the CPU and found none of {', '.join(CXX_COMPILERS)}"
+    if limit_mb is not None and limit_mb < INDUCTOR_MEMORY_MB:
+        return (f"this machine's memory limit ({limit_mb:,.0f} MB) is below {INDUCTOR_MEMORY_MB:,} MB, what we allow "
+                "the kernel and inductor's C++ compiler together (they peak at about 1,500 MB)")  # fmt: skip
+    return None
 
 
 class CompileUnavailable(RuntimeError):
@@ -114,8 +131,9 @@ def train_eager_and_compiled(spec, batches, *, backend, learning_rate, seed, dev
     compiled = copy.deepcopy(eager)
     eager_seconds = train_and_time(eager, eager, batches, learning_rate, device)
     try:
-        compiled_seconds = train_and_time(compiled, torch.compile(compiled, backend=backend), batches, learning_rate,
-                                          device)  # fmt: skip
+        with torch._inductor.config.patch(compile_threads=COMPILE_THREADS):
+            compiled_seconds = train_and_time(compiled, torch.compile(compiled, backend=backend), batches,
+                                              learning_rate, device)  # fmt: skip
     except torch._dynamo.exc.BackendCompilerFailed as error:  # e.g. a C++ compiler that cannot build inductor's code
         cause = error.inner_exception  # what the backend raised
         first_line = (str(cause).strip().splitlines() or [""])[0]
