@@ -19,15 +19,17 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bnlib.cache import resolve_cache_dir
 from bnlib.checks import check_choice, check_integer
 from bnlib.config import BATCH_SIZE, SEED, resolve_path
-from bnlib.files import write_atomic
+from bnlib.files import make_folder, write_atomic
 
 DATA_DIR_ENV = "BNLIB_DATA_DIR"
 REPO_DATA_DIR = Path(__file__).resolve().parent.parent / "data"
 NUM_VALID = 6_000  # the lecture's helper keeps the last 10 % of the 60,000 training images for validation
 FALLBACK_SEED = 123
 MD5_STAMP = ".bnlib-md5-checked.json"  # in MNIST/raw: {file name: [size, mtime_ns, inode, md5]} of files that matched
+MD5_STAMP_FOLDER = "mnist-md5-checked"  # in the run cache: the same, for a read-only MNIST/raw folder
 
 # The four uncompressed files torchvision reads from <root>/MNIST/raw/: (bytes, md5).
 MNIST_FILES = {
@@ -90,17 +92,26 @@ def _file_state(path, md5):
     return [status.st_size, status.st_mtime_ns, status.st_ino, md5]
 
 
-def _read_stamp(raw):
+def _stamp_path(raw):
+    """Where the md5 checks of the files in `raw` are remembered: beside them where the folder is writable (by its
+    mode, which root would override), else in the run cache, one file per folder (a class's read-only data)."""
+    if raw.stat().st_mode & 0o222 and os.access(raw, os.W_OK):
+        return raw / MD5_STAMP
+    folder_id = hashlib.sha256(str(raw.resolve()).encode()).hexdigest()[:16]
+    return resolve_cache_dir() / MD5_STAMP_FOLDER / f"{folder_id}.json"
+
+
+def _read_stamp(path):
     with contextlib.suppress(OSError, ValueError):
-        return json.loads((raw / MD5_STAMP).read_text())
+        return json.loads(path.read_text())
     return {}
 
 
-def _write_stamp(raw, states):
-    """Remember the checked files' states, unless the folder is read-only (by its mode, which root would override)."""
-    if raw.stat().st_mode & 0o222 and os.access(raw, os.W_OK):
-        with contextlib.suppress(OSError):
-            write_atomic(raw / MD5_STAMP, json.dumps(states).encode())
+def _write_stamp(path, states):
+    """Remember the checked files' states; where `path` cannot be written, the next load checks them again."""
+    with contextlib.suppress(OSError):
+        make_folder(path.parent)
+        write_atomic(path, json.dumps(states).encode())
 
 
 def check_mnist_files(root):
@@ -109,13 +120,14 @@ def check_mnist_files(root):
     Raises MNISTFileError, naming the file and the fix, when some are missing or any has a
     wrong size or md5 (torchvision would fail with an unnamed shape error, or load bad pixels).
     The md5 of a file is computed again only when its size, modification time or inode changed
-    since it last matched (the MD5_STAMP file beside them, where the folder is writable).
+    since it last matched (the MD5_STAMP file beside them, or in the run cache where their folder is read-only).
     """
     raw = Path(root) / "MNIST" / "raw"
     if not any((raw / name).exists() for name in MNIST_FILES):
         return False
     fix = f"delete it and download MNIST again, or point {DATA_DIR_ENV} at a good copy"
-    stamp, states = _read_stamp(raw), {}
+    stamp_path = _stamp_path(raw)
+    stamp, states = _read_stamp(stamp_path), {}
     for name, (size, md5) in MNIST_FILES.items():
         path = raw / name
         if not path.exists():
@@ -126,7 +138,7 @@ def check_mnist_files(root):
         if stamp.get(name) != states[name] and (actual := _md5(path)) != md5:
             raise MNISTFileError(f"MNIST file {path} is corrupt (md5 {actual}, expected {md5}); {fix}.")
     if states != stamp:
-        _write_stamp(raw, states)
+        _write_stamp(stamp_path, states)
     return True
 
 

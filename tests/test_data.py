@@ -12,6 +12,7 @@ from torchvision import transforms
 from torchvision.datasets import MNIST
 
 from bnlib import config, data
+from bnlib.cache import CACHE_DIR_ENV
 from bnlib.data import (
     MNIST_FILES,
     MNISTFileError,
@@ -160,11 +161,22 @@ def test_md5_is_computed_again_only_for_a_changed_file(full_mnist_root, tmp_path
     assert hashed == ["t10k-labels-idx1-ubyte"]
 
 
-def test_a_read_only_data_folder_is_checked_and_left_unchanged(full_mnist_root, tmp_path):
-    raw = copy_mnist(full_mnist_root, tmp_path)
+def test_a_read_only_data_folder_is_left_unchanged_and_its_check_remembered_in_the_run_cache(
+        full_mnist_root, tmp_path, monkeypatch):  # fmt: skip
+    raw = copy_mnist(full_mnist_root, tmp_path / "data")
+    monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
+    hashed = []
+    real_md5 = data._md5
+    monkeypatch.setattr(data, "_md5", lambda path: hashed.append(path.name) or real_md5(path))
     raw.chmod(0o555)  # read-only by its mode, as a class's shared data folder; root would still be allowed to write
     try:
-        assert check_mnist_files(tmp_path) and not (raw / data.MD5_STAMP).exists()
+        assert check_mnist_files(tmp_path / "data") and sorted(hashed) == sorted(MNIST_FILES)
+        assert not (raw / data.MD5_STAMP).exists()
+        (stamp,) = (tmp_path / "cache" / data.MD5_STAMP_FOLDER).glob("*.json")
+        hashed.clear()
+        assert check_mnist_files(tmp_path / "data") and hashed == []  # unchanged: remembered in the run cache
+        stamp.write_text("{}")  # a stamp that no longer matches: every file is checked again
+        assert check_mnist_files(tmp_path / "data") and sorted(hashed) == sorted(MNIST_FILES)
     finally:
         raw.chmod(0o755)
 
