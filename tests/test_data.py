@@ -11,18 +11,10 @@ import torch
 from torchvision import transforms
 from torchvision.datasets import MNIST
 
-from bnlib import config, data
+from bnlib import config, data, mnist_files
 from bnlib.cache import CACHE_DIR_ENV
-from bnlib.data import (
-    MNIST_FILES,
-    MNISTFileError,
-    MNISTSplits,
-    TensorLoader,
-    check_mnist_files,
-    lecture_loaders,
-    load_mnist,
-    training_loader,
-)
+from bnlib.data import MNISTSplits, TensorLoader, lecture_loaders, load_mnist, training_loader
+from bnlib.mnist_files import MNIST_FILES, MNISTFileError, check_mnist_files
 
 
 def test_data_dir_order(monkeypatch, tmp_path):
@@ -146,10 +138,10 @@ def test_md5_is_computed_again_only_for_a_changed_file(full_mnist_root, tmp_path
     raw = copy_mnist(full_mnist_root, tmp_path)
     raw.chmod(0o755)  # writable, whatever mode the copied folder had
     hashed = []
-    real_md5 = data._md5
-    monkeypatch.setattr(data, "_md5", lambda path: hashed.append(path.name) or real_md5(path))
+    real_md5 = mnist_files._md5
+    monkeypatch.setattr(mnist_files, "_md5", lambda path: hashed.append(path.name) or real_md5(path))
     assert check_mnist_files(tmp_path) and sorted(hashed) == sorted(MNIST_FILES)  # a fresh copy: all four
-    assert (raw / data.MD5_STAMP).exists()
+    assert (raw / mnist_files.MD5_STAMP).exists()
     hashed.clear()
     assert check_mnist_files(tmp_path) and hashed == []  # unchanged: remembered
     path = raw / "t10k-labels-idx1-ubyte"
@@ -166,13 +158,13 @@ def test_a_read_only_data_folder_is_left_unchanged_and_its_check_remembered_in_t
     raw = copy_mnist(full_mnist_root, tmp_path / "data")
     monkeypatch.setenv(CACHE_DIR_ENV, str(tmp_path / "cache"))
     hashed = []
-    real_md5 = data._md5
-    monkeypatch.setattr(data, "_md5", lambda path: hashed.append(path.name) or real_md5(path))
+    real_md5 = mnist_files._md5
+    monkeypatch.setattr(mnist_files, "_md5", lambda path: hashed.append(path.name) or real_md5(path))
     raw.chmod(0o555)  # read-only by its mode, as a class's shared data folder; root would still be allowed to write
     try:
         assert check_mnist_files(tmp_path / "data") and sorted(hashed) == sorted(MNIST_FILES)
-        assert not (raw / data.MD5_STAMP).exists()
-        (stamp,) = (tmp_path / "cache" / data.MD5_STAMP_FOLDER).glob("*.json")
+        assert not (raw / mnist_files.MD5_STAMP).exists()
+        (stamp,) = (tmp_path / "cache" / mnist_files.MD5_STAMP_FOLDER).glob("*.json")
         hashed.clear()
         assert check_mnist_files(tmp_path / "data") and hashed == []  # unchanged: remembered in the run cache
         stamp.write_text("{}")  # a stamp that no longer matches: every file is checked again
