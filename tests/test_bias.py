@@ -41,6 +41,14 @@ def test_the_running_mean_absorbs_the_bias_by_pytorchs_rule():
     assert not pair["with bias"].training
 
 
+def test_models_with_dropout_draw_the_same_masks_so_the_law_still_holds():
+    """Trained side by side, the two models must see the same dropout masks, or their batch statistics differ."""
+    pair = make_bias_pair(0, dropout=0.5, **SMALL)
+    trace = trace_bias_pair(pair, small_data(), batch_size=32, learning_rate=0.1, seed=0, min_steps=30, device="cpu")
+    torch.testing.assert_close(trace.measured, trace.expected, rtol=0, atol=1e-5)
+    assert trace.running_var_gap < 1e-4
+
+
 def test_every_hidden_linear_of_the_biased_model_has_a_bias():
     pair = make_bias_pair(3, hidden=(8, 4), in_features=6)
     linears = {name: [layer for layer in model if isinstance(layer, nn.Linear)] for name, model in pair.items()}

@@ -114,10 +114,12 @@ def trace_bias_pair(pair, data, *, batch_size, learning_rate, seed, min_steps=10
     models = [pair[name].to(device).train() for name in ("with bias", "without bias")]
     optimizers = [sgd(model.parameters(), learning_rate) for model in models]
     loader = training_loader(data.train, batch_size, seed, device)
-    differences = StepDifferences()
+    differences, step = StepDifferences(), 0
     for _ in range(math.ceil(min_steps / len(loader))):
         for images, labels in loader:
+            step += 1
             for model, optimizer in zip(models, optimizers, strict=True):
+                torch.manual_seed(seed + step)  # the same dropout masks, if the models have dropout, in both
                 train_step(model, optimizer, images, labels, device)
             differences.record(*models, probe)
     for model in models:
