@@ -82,7 +82,8 @@ def _for_ranks(split):
 
 def spawn_configurations(model, configurations, *, world_size, timeout_s, **arguments):
     """{configuration: (record, tensors)} from one spawn of `world_size` ranks that train every configuration."""
-    importlib.import_module("torch._dynamo")  # DDP imports it (~150 MB): imported here once, forked ranks share it
+    if default_start_method() == "fork":  # a spawned rank imports everything anew: the kernel would hold it for nothing
+        importlib.import_module("torch._dynamo")  # DDP imports it (~150 MB): imported here once, forked ranks share it
     ranks = run_on_ranks(train_configurations, {"model": model, "configurations": configurations, **arguments},
                          world_size=world_size, timeout_s=timeout_s)  # fmt: skip
     return {configuration: _as_entry([rank[index] for rank in ranks], world_size)
